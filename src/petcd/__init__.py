@@ -1,0 +1,3 @@
+"""petcd: etcd, written in Python."""
+
+__version__ = "0.1.0"
