@@ -26,7 +26,6 @@ class Logger(Protocol):
     def error(self, msg: str, *args: object) -> None: ...
 
 
-
 @dataclass(slots=True)
 class Config:
     id: int

@@ -1,0 +1,151 @@
+"""The import rules of DESIGN.md ("Layers and who may import whom"), enforced.
+
+Every module under src/petcd belongs to a layer (its first package below `petcd`). Each layer
+may import only the petcd layers listed for it, and none of the external modules forbidden for
+it. Imports inside functions and under TYPE_CHECKING count too: a layer that must not import
+grpc must not reach it lazily either. A new layer fails this test until it is added to the
+table, so the picture in DESIGN.md stays true by construction.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parent.parent / "src" / "petcd"
+
+IO_MODULES = frozenset(
+    {
+        "asyncio",
+        "threading",
+        "multiprocessing",
+        "concurrent",
+        "time",
+        "os",
+        "socket",
+        "select",
+        "selectors",
+        "signal",
+        "subprocess",
+        "shutil",
+        "tempfile",
+        "io",
+        "pathlib",
+        "grpc",
+        "google",
+        "lmdb",
+    }
+)
+NETWORK_MODULES = frozenset({"asyncio", "grpc", "socket", "selectors", "select"})
+
+# layer -> petcd layers it may import (itself always allowed)
+ALLOWED: dict[str, frozenset[str]] = {
+    "__init__": frozenset(),
+    "ids": frozenset(),
+    "errors": frozenset(),
+    "raft": frozenset({"ids"}),
+    "pb": frozenset(),
+    "codec": frozenset({"raft", "pb", "ids"}),
+    "fs": frozenset({"errors"}),
+    "wal": frozenset({"fs", "codec", "raft", "errors", "ids"}),
+    "backend": frozenset({"ids", "errors"}),
+    "mvcc": frozenset({"backend", "ids", "errors", "pb"}),
+    "lease": frozenset({"backend", "ids", "errors", "pb"}),
+    "auth": frozenset({"backend", "ids", "errors", "pb"}),
+    "server": frozenset({"raft", "mvcc", "lease", "auth", "codec", "backend", "ids", "errors", "pb"}),
+    "sim": frozenset(
+        {"server", "raft", "wal", "fs", "backend", "mvcc", "lease", "auth", "codec", "ids", "errors"}
+    ),
+}
+
+# layer -> external top-level modules it must not import
+FORBIDDEN: dict[str, frozenset[str]] = {
+    "ids": IO_MODULES,
+    "errors": IO_MODULES,
+    "raft": IO_MODULES,
+    "codec": IO_MODULES - {"google"},
+    "backend": NETWORK_MODULES,
+    "mvcc": NETWORK_MODULES | {"lmdb"},
+    "lease": NETWORK_MODULES | {"lmdb"},
+    "auth": NETWORK_MODULES | {"lmdb"},
+    "server": IO_MODULES - {"google"},
+    "sim": IO_MODULES - {"google", "pathlib", "io", "tempfile", "shutil"},
+}
+
+# Files allowed an import their layer forbids, with the reason.
+EXCEPTIONS: dict[str, frozenset[str]] = {
+    "backend/lmdb.py": frozenset({"lmdb"}),  # the one place that touches LMDB
+    "sim/__main__.py": frozenset({"os"}),  # the CLI may read the environment and exit codes
+}
+
+
+def _layer(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 or rel.name != "__init__.py" else "__init__"
+
+
+def _imports(path: Path, rel: Path) -> Iterator[tuple[int, str]]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ".".join(("petcd", *rel.parent.parts))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                mod = ".".join([*base, node.module] if node.module else base)
+            else:
+                mod = node.module or ""
+            yield node.lineno, mod
+            # `from petcd import raft` names a layer through the alias
+            if mod == "petcd":
+                for alias in node.names:
+                    yield node.lineno, f"petcd.{alias.name}"
+
+
+def _modules() -> list[Path]:
+    return sorted(p for p in SRC.rglob("*.py") if _layer(p) != "pb")
+
+
+def test_every_layer_is_known() -> None:
+    unknown = sorted({_layer(p) for p in _modules()} - ALLOWED.keys())
+    assert not unknown, f"layers missing from the DESIGN.md table in tests/test_layers.py: {unknown}"
+
+
+def _violations(path: Path, rel: Path) -> list[str]:
+    layer = _layer(SRC / rel)
+    allowed = ALLOWED.get(layer, frozenset()) | {layer}
+    forbidden = FORBIDDEN.get(layer, frozenset()) - EXCEPTIONS.get(rel.as_posix(), frozenset())
+    bad = []
+    for lineno, mod in _imports(path, rel):
+        parts = mod.split(".")
+        if parts[0] == "petcd":
+            if len(parts) > 1 and parts[1] not in allowed:
+                bad.append(f"line {lineno}: {layer} may not import {mod}")
+        elif parts[0] in forbidden:
+            bad.append(f"line {lineno}: {layer} may not import {mod}")
+    return bad
+
+
+@pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(SRC)))
+def test_imports_follow_the_layers(path: Path) -> None:
+    bad = _violations(path, path.relative_to(SRC))
+    assert not bad, "\n".join(bad)
+
+
+def test_the_checker_catches_a_violation(tmp_path: Path) -> None:
+    """The rule table is only worth something if a breach is seen."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("import time\nfrom petcd.server import node\nfrom ...mvcc import store\n")
+    bad = _violations(probe, Path("raft/sub/probe.py"))
+    assert bad == [
+        "line 1: raft may not import time",
+        "line 2: raft may not import petcd.server",
+        "line 3: raft may not import petcd.mvcc",
+    ]
+    assert _violations(probe, Path("sim/probe.py")) == ["line 1: sim may not import time"]
