@@ -52,10 +52,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "fs": frozenset({"errors"}),
     "wal": frozenset({"fs", "codec", "raft", "errors", "ids"}),
     "backend": frozenset({"ids", "errors"}),
-    "mvcc": frozenset({"backend", "ids", "errors", "pb"}),
-    "lease": frozenset({"backend", "ids", "errors", "pb"}),
-    "auth": frozenset({"backend", "ids", "errors", "pb"}),
-    "server": frozenset({"raft", "mvcc", "lease", "auth", "codec", "backend", "ids", "errors", "pb"}),
+    "mvcc": frozenset({"backend", "ids", "errors"}),
+    "lease": frozenset({"backend", "ids", "errors"}),
+    "auth": frozenset({"backend", "ids", "errors"}),
+    "server": frozenset({"raft", "mvcc", "lease", "auth", "codec", "backend", "ids", "errors"}),
     "sim": frozenset(
         {"server", "raft", "wal", "fs", "backend", "mvcc", "lease", "auth", "codec", "ids", "errors"}
     ),
