@@ -180,3 +180,14 @@ def test_unknown_entry_type_raises_decode_error() -> None:
 
 def test_decode_error_is_a_value_error() -> None:
     assert issubclass(DecodeError, ValueError)
+
+
+def _camel(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def test_enum_numbers_match_raftpb() -> None:
+    from petcd.pb.raftpb import raft_pb2
+
+    assert {_camel(t.name): int(t) for t in MessageType} == dict(raft_pb2.MessageType.items())
+    assert {"Entry" + _camel(t.name): int(t) for t in EntryType} == dict(raft_pb2.EntryType.items())
