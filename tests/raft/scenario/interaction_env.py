@@ -21,6 +21,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from petcd.raft import describe
 from petcd.raft.config import NO_LIMIT, Config
 from petcd.raft.errors import RaftError, RaftPanic
 from petcd.raft.rawnode import RawNode
@@ -29,9 +30,11 @@ from petcd.raft.types import (
     ConfChange,
     ConfChangeSingle,
     ConfChangeTransition,
+    ConfChangeType,
     ConfState,
     EntryType,
     Message,
+    MessageType,
     ReadOnlyOption,
     Ready,
     Snapshot,
@@ -39,8 +42,15 @@ from petcd.raft.types import (
     SnapshotStatus,
 )
 
-from . import formatting
 from .datadriven import CmdArg, ParseError, TestData
+
+_CC_TYPE_BY_LETTER = {
+    "v": ConfChangeType.ADD_NODE,
+    "l": ConfChangeType.ADD_LEARNER_NODE,
+    "r": ConfChangeType.REMOVE_NODE,
+    "u": ConfChangeType.UPDATE_NODE,
+}
+_MSG_TYPE_BY_NAME = {describe.msg_type_name(t): t for t in MessageType}
 
 LEVELS = ("DEBUG", "INFO", "WARN", "ERROR", "FATAL", "NONE")
 DEBUG, INFO, WARN, ERROR, FATAL, NONE_LEVEL = range(6)
@@ -307,9 +317,9 @@ class InteractionEnv:
         changes = []
         for tok in d.input.split():
             letter, rest = tok[0], tok[1:]
-            if letter not in formatting.CC_TYPE_BY_LETTER:
+            if letter not in _CC_TYPE_BY_LETTER:
                 raise ParseError(f"unknown conf change {tok!r}")
-            changes.append(ConfChangeSingle(formatting.CC_TYPE_BY_LETTER[letter], _as_int(rest)))
+            changes.append(ConfChangeSingle(_CC_TYPE_BY_LETTER[letter], _as_int(rest)))
         if v1 and (len(changes) != 1 or transition != ConfChangeTransition.AUTO):
             raise EnvError("v1 conf change can only have one operation and no transition")
         self._node(node_id).rawnode.propose_conf_change(ConfChange(tuple(changes), transition))
@@ -390,7 +400,7 @@ class InteractionEnv:
         node = self._node(node_id)
         rn, s = node.rawnode, node.storage
         rd: Ready = rn.ready()
-        self.output.write(formatting.describe_ready(rd))
+        self.output.write(describe.describe_ready(rd).rstrip("\n") + "\n")
         if not rd.snapshot.is_empty():
             s.apply_snapshot(rd.snapshot)
             node.history.append(rd.snapshot)
@@ -423,7 +433,7 @@ class InteractionEnv:
         mine: list[Message] = []
         rest: list[Message] = []
         for m in self.messages:
-            if m.to == to and (type_name is None or formatting.msg_type_name(m.type) == type_name):
+            if m.to == to and (type_name is None or describe.msg_type_name(m.type) == type_name):
                 mine.append(m)
             else:
                 rest.append(m)
@@ -433,7 +443,7 @@ class InteractionEnv:
     def deliver_msgs(self, to: int, drop: bool = False, type_name: str | None = None) -> int:
         msgs = self._split(to, type_name)
         for m in msgs:
-            desc = formatting.describe_message(m)
+            desc = describe.describe_message(m)
             if drop or not self._can_talk(m.from_, m.to):
                 self.output.write(f"dropped: {desc}\n")
                 continue
@@ -447,7 +457,7 @@ class InteractionEnv:
     def _handle_deliver_msgs(self, d: TestData) -> None:
         type_arg = d.arg("type")
         type_name = type_arg.vals[0] if type_arg is not None else None
-        if type_name is not None and type_name not in formatting.MSG_TYPE_BY_NAME:
+        if type_name is not None and type_name not in _MSG_TYPE_BY_NAME:
             raise ParseError(f"unknown message type {type_name}")
         n = 0
         for arg in d.cmd_args:
@@ -527,7 +537,7 @@ class InteractionEnv:
         if li < fi:
             self.output.write(f"log is empty: first index={fi}, last index={li}\n")
             return
-        self.output.write(formatting.describe_entries(s.entries(fi, li + 1, NO_LIMIT)))
+        self.output.write(describe.describe_entries(s.entries(fi, li + 1, NO_LIMIT)))
 
     def _handle_raft_log(self, d: TestData) -> None:
         self.raft_log(self._first_id(d))
@@ -562,7 +572,7 @@ class InteractionEnv:
         if not msgs:
             self.output.write("no messages\n")
         for m in msgs:
-            self.output.write(formatting.describe_message(m) + "\n")
+            self.output.write(describe.describe_message(m) + "\n")
 
     _HANDLERS: dict[str, Callable[[InteractionEnv, TestData], None]] = {
         "add-nodes": _handle_add_nodes,
