@@ -532,7 +532,11 @@ class Raft:
         log = self.raft_log
         if log.applied >= log.committed:
             return False
-        ents = log.slice(log.applied + 1, log.committed + 1, NO_LIMIT)
+        # Entries below first_index are inside a snapshot, whose configuration is already in force.
+        lo = max(log.applied + 1, log.first_index())
+        if lo > log.committed:
+            return False
+        ents = log.slice(lo, log.committed + 1, NO_LIMIT)
         return any(e.type in _CONF_CHANGE_TYPES for e in ents)
 
     def campaign(self, t: bytes) -> None:
