@@ -17,13 +17,14 @@ returns the newest one, so a leader sends a follower everything it has applied.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from petcd.raft import describe
 from petcd.raft.config import NO_LIMIT, Config
-from petcd.raft.errors import RaftError, RaftPanic
+from petcd.raft.errors import RaftError, RaftPanic, SnapshotTemporarilyUnavailable
 from petcd.raft.rawnode import RawNode
 from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import (
@@ -64,7 +65,7 @@ class Output:
     """
 
     def __init__(self) -> None:
-        self.level = INFO
+        self.level = DEBUG  # as etcd's env: everything unless a script says otherwise
         self._stack: list[list[str]] = [[]]
 
     def reset(self) -> None:
@@ -118,9 +119,17 @@ class EnvStorage(MemoryStorage):
     def __init__(self, history: list[Snapshot]) -> None:
         super().__init__()
         self._history = history
+        # Set by `snapshot-unavailable`: snapshot() fails as a storage still building one does.
+        self.snapshot_unavailable = False
 
     def snapshot(self) -> Snapshot:
+        if self.snapshot_unavailable:
+            raise SnapshotTemporarilyUnavailable()
         return self._history[-1]
+
+    def stored_snapshot(self) -> Snapshot:
+        """The snapshot the storage itself holds (what a restarted node starts from)."""
+        return MemoryStorage.snapshot(self)
 
 
 @dataclass
@@ -232,6 +241,12 @@ class InteractionEnv:
                 opts["max_inflight_msgs"] = _as_int(arg.vals[0])
             elif arg.key == "max-size-per-msg":
                 opts["max_size_per_msg"] = _as_int(arg.vals[0])
+            elif arg.key == "max-uncommitted-size":
+                opts["max_uncommitted_entries_size"] = _as_int(arg.vals[0])
+            elif arg.key == "max-committed-size-per-ready":
+                opts["max_committed_size_per_ready"] = _as_int(arg.vals[0])
+            elif arg.key == "disable-proposal-forwarding":
+                opts["disable_proposal_forwarding"] = _as_bool(arg)
             elif arg.key == "election-tick":
                 opts["election_tick"] = _as_int(arg.vals[0])
             elif arg.key == "read-only":
@@ -380,9 +395,37 @@ class InteractionEnv:
     def _handle_compact(self, d: TestData) -> None:
         ids = self._ids(d)
         if len(ids) != 2:
-            raise d.fatal("usage: compact <id> <new-first-index>")
-        self._node(ids[0]).storage.compact(ids[1])
+            raise d.fatal("usage: compact <id> <index>")
+        node = self._node(ids[0])
+        # Record the applied state at the compaction point as the storage's snapshot (as a
+        # server does before it compacts), so that a restarted node can start from it.
+        for snap in node.history:
+            if snap.metadata.index == ids[1] and ids[1] > node.storage.stored_snapshot().metadata.index:
+                node.storage.create_snapshot(ids[1], snap.metadata.conf_state, snap.data)
+                break
+        node.storage.compact(ids[1])
         self.raft_log(ids[0])
+
+    def _handle_snapshot_unavailable(self, d: TestData) -> None:
+        keys = d.positional()
+        if len(keys) != 2:
+            raise d.fatal("usage: snapshot-unavailable <id> true|false")
+        self._node(_as_int(keys[0])).storage.snapshot_unavailable = _as_bool(CmdArg("x", (keys[1],)))
+
+    def _handle_restart(self, d: TestData) -> None:
+        """Crash and restart a node: what it had not handed out in a Ready is lost.
+
+        The new RawNode starts from the storage (hard state, snapshot, entries) with `applied`
+        at the storage's snapshot, as etcd's server does; the entries after it are applied again,
+        so the node's applied history is cut back to the snapshot first.
+        """
+        node_id = self._first_id(d)
+        node = self._node(node_id)
+        snap_index = node.storage.stored_snapshot().metadata.index
+        keep = [h for h in node.history if h.metadata.index <= snap_index]
+        node.history[:] = keep or node.history[:1]
+        node.config = dataclasses.replace(node.config, applied=snap_index)
+        node.rawnode = RawNode(node.config)
 
     # ----------------------------------------------------------------------------- Ready
 
@@ -473,7 +516,17 @@ class InteractionEnv:
 
     def _handle_stabilize(self, d: TestData) -> None:
         ids = self._ids(d) or [i + 1 for i in range(len(self.nodes))]
-        self.stabilize(ids)
+        level_arg = d.arg("log-level")
+        if level_arg is None:
+            self.stabilize(ids)
+            return
+        # `stabilize log-level=none`: run quietly (or more verbosely) just this once.
+        saved = self.output.level
+        self.output.level = self._level_index(level_arg.vals[0])
+        try:
+            self.stabilize(ids)
+        finally:
+            self.output.level = saved
 
     def stabilize(self, ids: list[int]) -> None:
         while True:
@@ -519,10 +572,13 @@ class InteractionEnv:
     # ----------------------------------------------------------------------------- inspection
 
     def _handle_log_level(self, d: TestData) -> None:
-        name = self._positional_str(d).upper()
-        if name not in LEVELS:
+        self.output.level = self._level_index(self._positional_str(d))
+
+    @staticmethod
+    def _level_index(name: str) -> int:
+        if name.upper() not in LEVELS:
             raise EnvError(f"log levels must be either of {list(LEVELS)}")
-        self.output.level = LEVELS.index(name)
+        return LEVELS.index(name.upper())
 
     @staticmethod
     def _positional_str(d: TestData) -> str:
@@ -588,6 +644,8 @@ class InteractionEnv:
         "report-unreachable": _handle_report_unreachable,
         "report-snapshot": _handle_report_snapshot,
         "compact": _handle_compact,
+        "snapshot-unavailable": _handle_snapshot_unavailable,
+        "restart": _handle_restart,
         "process-ready": _handle_process_ready,
         "deliver-msgs": _handle_deliver_msgs,
         "stabilize": _handle_stabilize,
