@@ -25,7 +25,7 @@ from raft_net import (
 )
 
 from petcd.raft.config import NO_LIMIT
-from petcd.raft.errors import ProposalDropped, RaftPanic
+from petcd.raft.errors import ProposalDropped, RaftPanic, SnapshotTemporarilyUnavailable
 from petcd.raft.log import RaftLog
 from petcd.raft.raft import Raft
 from petcd.raft.storage import MemoryStorage
@@ -2232,3 +2232,84 @@ def test_proposal_forwarded_to_leader() -> None:
     f.step(prop(2, b"fwd"))
     msgs = read_messages(f)
     assert [(m.type, m.to, m.from_, m.term) for m in msgs] == [(MT.MSG_PROP, 1, 2, 0)]
+
+
+# ---------------------------------------------- leader side of snapshots (raft_snap_test.go)
+
+
+def _leader_after_snapshot(peers: tuple[int, ...]) -> Raft:
+    sm = new_test_raft(1, [], 10, 1, storage_with_peers(*peers))
+    sm.restore(_snap(11, 11, (1, 2)))
+    sm.become_candidate()
+    sm.become_leader()
+    return sm
+
+
+def test_sending_snapshot_set_pending_snapshot() -> None:
+    sm = _leader_after_snapshot((1,))
+    sm.trk.progress[2].next = sm.raft_log.first_index()
+    sm.step(Message(MT.MSG_APP_RESP, from_=2, to=1, index=sm.trk.progress[2].next - 1, reject=True))
+    assert sm.trk.progress[2].pending_snapshot == 11
+
+
+def test_pending_snapshot_pause_replication() -> None:
+    sm = _leader_after_snapshot((1, 2))
+    sm.trk.progress[2].become_snapshot(11)
+    sm.step(prop(1))
+    assert read_messages(sm) == []
+
+
+def test_snapshot_failure() -> None:
+    sm = _leader_after_snapshot((1, 2))
+    sm.trk.progress[2].next = 1
+    sm.trk.progress[2].become_snapshot(11)
+    sm.step(Message(MT.MSG_SNAP_STATUS, from_=2, to=1, reject=True))
+    pr = sm.trk.progress[2]
+    assert pr.pending_snapshot == 0
+    assert pr.next == 1
+    assert pr.msg_app_flow_paused
+
+
+def test_snapshot_succeed() -> None:
+    sm = _leader_after_snapshot((1, 2))
+    sm.trk.progress[2].next = 1
+    sm.trk.progress[2].become_snapshot(11)
+    sm.step(Message(MT.MSG_SNAP_STATUS, from_=2, to=1, reject=False))
+    pr = sm.trk.progress[2]
+    assert pr.pending_snapshot == 0
+    assert pr.next == 12
+    assert pr.msg_app_flow_paused
+
+
+def test_snapshot_abort() -> None:
+    # An append response at or past the snapshot index ends the snapshot state early.
+    sm = _leader_after_snapshot((1, 2))
+    sm.trk.progress[2].next = 1
+    sm.trk.progress[2].become_snapshot(11)
+    sm.step(Message(MT.MSG_APP_RESP, from_=2, to=1, index=11))
+    pr = sm.trk.progress[2]
+    assert pr.pending_snapshot == 0
+    assert pr.next == 13
+    assert pr.inflights.count() == 1
+
+
+def test_snapshot_temporarily_unavailable_sends_nothing() -> None:
+    class LazyStorage(MemoryStorage):
+        def snapshot(self) -> Snapshot:
+            raise SnapshotTemporarilyUnavailable()
+
+    s = LazyStorage()
+    s.append([Entry(index=i, term=1) for i in range(1, 6)])
+    s.set_hard_state(HardState(term=1, commit=5))
+    s._snapshot = _snap(0, 0, (1, 2))
+    s.compact(4)
+    sm = new_test_raft(1, [], 10, 1, s)
+    sm.become_candidate()
+    sm.become_leader()
+    read_messages(sm)
+    pr = sm.trk.progress[2]
+    pr.recent_active = True
+    pr.next = 2  # needs compacted entries
+    sm.send_append(2)
+    assert read_messages(sm) == []
+    assert pr.state == ProgressState.PROBE
