@@ -2313,3 +2313,23 @@ def test_snapshot_temporarily_unavailable_sends_nothing() -> None:
     sm.send_append(2)
     assert read_messages(sm) == []
     assert pr.state == ProgressState.PROBE
+
+
+def test_leader_transfer_forwarded_by_another_follower() -> None:
+    # Asked on follower 2 to transfer to 3: the forwarded request still names 3.
+    nt = Network(None, None, None)
+    nt.send(hup(1))
+    lead = nt.raft(1)
+    nt.send(Message(MT.MSG_TRANSFER_LEADER, from_=3, to=2))
+    _check_transfer_state(lead, FOLLOWER, 3)
+    assert nt.raft(3).state == LEADER
+
+
+def test_read_index_forwarded_by_follower_answers_follower() -> None:
+    nt = Network(None, None, None)
+    nt.send(hup(1))
+    nt.send(prop(1, b""))
+    f = nt.raft(2)
+    nt.send(Message(MT.MSG_READ_INDEX, to=2, entries=(Entry(data=b"rctx"),)))
+    assert f.read_states == [ReadState(index=nt.raft(1).raft_log.committed, request_ctx=b"rctx")]
+    assert nt.raft(1).read_states == []

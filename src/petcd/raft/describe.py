@@ -86,6 +86,15 @@ def describe_conf_changes(changes: Iterable[ConfChangeSingle]) -> str:
     return " ".join(f"{_CC_LETTERS.get(c.type, 'unknown')}{c.node_id}" for c in changes)
 
 
+def describe_conf_change(cc: ConfChange) -> str:
+    """etcd-io/raft's `DescribeConfChange`: the transition, every change and the context."""
+    parts = [f"transition:ConfChangeTransition{_camel(cc.transition.name)}"]
+    parts.extend(f"changes:{{type:ConfChange{_camel(c.type.name)} node_id:{c.node_id}}}" for c in cc.changes)
+    if cc.context:
+        parts.append(f"context:{go_quote(cc.context)}")
+    return " ".join(parts)
+
+
 def describe_hard_state(hs: HardState) -> str:
     vote = f" Vote:{hs.vote:x}" if hs.vote else ""
     return f"Term:{hs.term}{vote} Commit:{hs.commit}"

@@ -50,7 +50,7 @@ from typing import TYPE_CHECKING
 
 from petcd.raft import confchange
 from petcd.raft.config import NO_LIMIT, Config, Logger
-from petcd.raft.describe import describe_conf_changes, describe_conf_state, msg_type_name
+from petcd.raft.describe import describe_conf_change, describe_conf_state, msg_type_name
 from petcd.raft.errors import (
     Compacted,
     ProposalDropped,
@@ -230,19 +230,22 @@ class Raft:
     # ------------------------------------------------------------------ sending
 
     def send(self, m: Message) -> None:
-        """Queue `m` for sending, stamping our ID and (for all but votes and proposals) our term."""
+        """Queue `m` for sending, stamping our ID (unless it has a sender) and, for all but votes,
+        proposals and read requests, our term."""
         if m.type in _VOTE_MESSAGES:
             # Vote traffic carries the term of the election it is about, set by the caller.
             if m.term == 0:
                 raise RaftPanic(f"term should be set when sending {msg_type_name(m.type)}")
-            m = _readdress(m, m.to, self.id, m.term)
+            m = _readdress(m, m.to, m.from_ or self.id, m.term)
         else:
             if m.term != 0:
                 raise RaftPanic(f"term should not be set when sending {msg_type_name(m.type)} (was {m.term})")
             # Proposals and read requests forwarded to the leader are local in spirit: they
             # carry no term so that they are not dropped as stale on the way.
             term = 0 if m.type in (MT.MSG_PROP, MT.MSG_READ_INDEX) else self.term
-            m = _readdress(m, m.to, self.id, term)
+            # A message we forward keeps its sender: a forwarded MsgTransferLeader names the
+            # transferee in from_, a forwarded MsgReadIndex the node to answer.
+            m = _readdress(m, m.to, m.from_ or self.id, term)
         self.msgs.append(m)
 
     def send_append(self, to: int) -> None:
@@ -844,7 +847,7 @@ class Raft:
                 self.logger.info(
                     "%x ignoring conf change %s at config %s: %s",
                     self.id,
-                    describe_conf_changes(cc.changes),
+                    describe_conf_change(cc),
                     self.trk.config,
                     refused,
                 )
