@@ -166,8 +166,8 @@ class InteractionEnv:
         self.messages: list[Message] = []
         self.output = Output()
         self.on_config = on_config
-        # Unordered pairs of node ids that cannot talk to each other.
-        self.cuts: set[frozenset[int]] = set()
+        # (from, to) pairs whose messages are dropped at delivery.
+        self.cuts: set[tuple[int, int]] = set()
 
     # ----------------------------------------------------------------------------- dispatch
 
@@ -209,8 +209,8 @@ class InteractionEnv:
             raise d.fatal("expected a node id")
         return ids[0]
 
-    def _can_talk(self, a: int, b: int) -> bool:
-        return frozenset((a, b)) not in self.cuts
+    def _can_talk(self, frm: int, to: int) -> bool:
+        return (frm, to) not in self.cuts
 
     # ----------------------------------------------------------------------------- nodes
 
@@ -549,25 +549,30 @@ class InteractionEnv:
                 return
 
     def _handle_cut(self, d: TestData) -> None:
-        ids = self._ids(d)
+        """`cut a b`: no messages between a and b; `cut a b one-way`: none from a to b."""
+        ids = [_as_int(k) for k in d.positional() if k != "one-way"]
         if len(ids) != 2 or ids[0] == ids[1]:
-            raise d.fatal("usage: cut <id> <id>")
-        self.cuts.add(frozenset(ids))
+            raise d.fatal("usage: cut <id> <id> [one-way]")
+        a, b = ids
+        self.cuts.add((a, b))
+        if not d.has_arg("one-way"):
+            self.cuts.add((b, a))
 
     def _handle_isolate(self, d: TestData) -> None:
         node_id = self._first_id(d)
         for other in range(1, len(self.nodes) + 1):
             if other != node_id:
-                self.cuts.add(frozenset((node_id, other)))
+                self.cuts.update({(node_id, other), (other, node_id)})
 
     def _handle_heal(self, d: TestData) -> None:
+        """`heal`: the whole network; `heal a`: all of a's links; `heal a b`: the link a-b."""
         ids = self._ids(d)
         if not ids:
             self.cuts.clear()
         elif len(ids) == 1:
             self.cuts = {c for c in self.cuts if ids[0] not in c}
         else:
-            self.cuts.discard(frozenset(ids))
+            self.cuts -= {(ids[0], ids[1]), (ids[1], ids[0])}
 
     # ----------------------------------------------------------------------------- inspection
 
