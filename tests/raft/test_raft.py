@@ -2333,3 +2333,70 @@ def test_read_index_forwarded_by_follower_answers_follower() -> None:
     nt.send(Message(MT.MSG_READ_INDEX, to=2, entries=(Entry(data=b"rctx"),)))
     assert f.read_states == [ReadState(index=nt.raft(1).raft_log.committed, request_ctx=b"rctx")]
     assert nt.raft(1).read_states == []
+
+
+def test_restore_with_voters_outgoing() -> None:
+    s = Snapshot(
+        metadata=SnapshotMetadata(
+            index=11, term=11, conf_state=ConfState(voters=(2, 3, 4), voters_outgoing=(1, 2, 3))
+        )
+    )
+    sm = new_test_raft(1, [], 10, 1, storage_with_peers(1, 2))
+    assert sm.restore(s)
+    assert sm.raft_log.last_index() == 11
+    assert sm.raft_log.term(11) == 11
+    assert sm.trk.voter_nodes() == [1, 2, 3, 4]
+    assert not sm.restore(s)
+    # With the snapshot not yet persisted the node must not campaign.
+    for _ in range(sm.randomized_election_timeout):
+        sm.tick()
+    assert sm.state == FOLLOWER
+
+
+def test_leader_transfer_demote_node() -> None:
+    nt = Network(None, None, None)
+    nt.send(hup(1))
+    nt.ignore(MT.MSG_TIMEOUT_NOW)
+    lead = nt.raft(1)
+    nt.send(Message(MT.MSG_TRANSFER_LEADER, from_=3, to=1))
+    assert lead.lead_transferee == 3
+    # Demote 3 through a joint config; the transfer is aborted.
+    lead.apply_conf_change(
+        ConfChange(
+            changes=(
+                ConfChangeSingle(ConfChangeType.REMOVE_NODE, 3),
+                ConfChangeSingle(ConfChangeType.ADD_LEARNER_NODE, 3),
+            )
+        )
+    )
+    lead.apply_conf_change(ConfChange())
+    _check_transfer_state(lead, LEADER, 1)
+
+
+def test_conf_change_check_before_campaign() -> None:
+    nt = Network(None, None, None)
+    n1 = nt.raft(1)
+    n2 = nt.raft(2)
+    nt.send(hup(1))
+    assert n1.state == LEADER
+    # Commit (without applying) a conf change everywhere.
+    nt.send(Message(MT.MSG_PROP, from_=1, to=1, entries=(_cc_entry(remove_node(2)),)))
+    # 2 cannot campaign while the committed conf change is unapplied...
+    for _ in range(n2.randomized_election_timeout):
+        n2.tick()
+    assert n2.state == FOLLOWER
+    # ...not even for a leadership transfer.
+    nt.send(Message(MT.MSG_TRANSFER_LEADER, from_=2, to=1))
+    assert n1.state == LEADER
+    assert n2.state == FOLLOWER
+    # Abort the transfer, apply on 2, and transfer again.
+    for _ in range(n1.election_timeout):
+        n1.tick()
+    next_ents(n2, nt.storage[2])
+    nt.send(Message(MT.MSG_TRANSFER_LEADER, from_=2, to=1))
+    assert n1.state == FOLLOWER
+    assert n2.state == LEADER
+    next_ents(n1, nt.storage[1])
+    for _ in range(n1.randomized_election_timeout):
+        n1.tick()
+    assert n1.state == CANDIDATE

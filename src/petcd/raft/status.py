@@ -7,7 +7,6 @@ configuration, so the caller may keep it without seeing later changes.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -103,13 +102,13 @@ def get_status(r: Raft) -> Status:
     basic = get_basic_status(r)
     progress: dict[int, Progress] = {}
     if basic.soft_state.raft_state == StateType.LEADER:
-        progress = {pid: copy.deepcopy(pr) for pid, pr in r.trk.progress.items()}
+        progress = {pid: pr.clone() for pid, pr in r.trk.progress.items()}
     return Status(
         id=basic.id,
         hard_state=basic.hard_state,
         soft_state=basic.soft_state,
         applied=basic.applied,
         lead_transferee=basic.lead_transferee,
-        config=copy.deepcopy(r.trk.config),
+        config=r.trk.config.clone(),
         progress=progress,
     )
