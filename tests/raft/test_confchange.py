@@ -484,7 +484,7 @@ def restored(t: ProgressTracker) -> ProgressTracker:
     return r
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(change_lists, min_size=1, max_size=12))
 def test_random_simple_changes_keep_invariants(steps: list[list[ConfChangeSingle]]) -> None:
     t = ProgressTracker(10)
@@ -519,7 +519,7 @@ def test_random_simple_changes_keep_invariants(steps: list[list[ConfChangeSingle
 ops = st.tuples(st.sampled_from(["simple", "enter", "leave"]), change_lists, st.booleans())
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(ops, min_size=1, max_size=12))
 def test_random_joint_changes_keep_invariants(steps: list[tuple[str, list[ConfChangeSingle], bool]]) -> None:
     t = ProgressTracker(10)
