@@ -16,12 +16,7 @@ TESTDATA = Path(__file__).parent / "testdata"
 
 # Scenario files left out of the run, with the reason (a raft bug reported in .coord/requests.md,
 # or a feature not there yet). Remove the entry once fixed and check the trace again.
-PENDING: dict[str, str] = {
-    "transfer_leadership_forwarded.txt": (
-        "raft bug (reported to R2 in .coord/requests.md, 10:40): Raft.send() overwrites from_, so a "
-        "follower forwarding MsgTransferLeader names itself as the transferee"
-    ),
-}
+PENDING: dict[str, str] = {}
 
 
 def _scenario_files() -> list[Path]:
