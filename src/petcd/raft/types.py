@@ -237,8 +237,11 @@ class ConfChange:
     context: bytes = b""
 
     def leave_joint(self) -> bool:
-        """Whether this change is the (empty) request to leave a joint configuration."""
-        return not self.changes and self.transition == ConfChangeTransition.AUTO and not self.context
+        """Whether this change is the (empty) request to leave a joint configuration.
+
+        The context does not matter: an application may tag the request with one.
+        """
+        return not self.changes and self.transition == ConfChangeTransition.AUTO
 
     def enter_joint(self) -> tuple[bool, bool]:
         """(use joint consensus, leave it automatically), as etcd's ConfChangeV2.EnterJoint."""
