@@ -13,6 +13,29 @@ the nodes be dropped at delivery (shown as `dropped: ...`), `heal` restores the 
 The applied state machine is an "appender": each node's history is a list of snapshots, one per
 applied entry, whose data is the concatenation of all applied normal entries. Storage.snapshot()
 returns the newest one, so a leader sends a follower everything it has applied.
+
+Directives (ids are node ids, 1-based; "..." means any number):
+
+    add-nodes N [voters=(..)] [learners=(..)] [index=I] [content=S] [prevote=B] [checkquorum=B]
+              [read-only=safe|lease-based] [inflight=N] [max-size-per-msg=N]
+              [max-uncommitted-size=N] [max-committed-size-per-ready=N]
+              [disable-proposal-forwarding=B] [election-tick=N]
+                                  N new nodes; with voters/learners/index they start from a
+                                  snapshot at index I (term 1), else empty. election 3, heartbeat 1.
+    campaign ID | propose ID DATA | read-index ID CTX
+    propose-conf-change ID [v1=B] [transition=auto|implicit|explicit]   (input: "v2 l3 r4 u5")
+    transfer-leadership from=ID to=ID
+    tick ID N | tick-heartbeat ID | tick-election ID | set-randomized-election-timeout ID timeout=N
+    process-ready ID...              handle one Ready per node
+    deliver-msgs [type=MsgX] ID... [drop=(ID,..)]   deliver (or drop) queued messages to the nodes
+    stabilize [ID...] [log-level=L] Ready and delivery until nothing changes
+    cut A B [one-way] | isolate ID | heal [A [B]]      partitions, applied at delivery
+    report-unreachable ID PEER | report-snapshot ID PEER status=finish|failure
+    compact ID INDEX                 snapshot the applied state at INDEX and compact the log
+    snapshot-unavailable ID true|false
+    restart ID                       crash and restart from storage (unhandled Ready state is lost)
+    log-level debug|info|warn|error|none
+    status ID | raft-state | raft-log ID | messages [ID...]
 """
 
 from __future__ import annotations
