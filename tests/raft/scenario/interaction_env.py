@@ -386,7 +386,7 @@ class InteractionEnv:
         arg = d.arg("timeout")
         if arg is None:
             raise d.fatal("usage: set-randomized-election-timeout <id> timeout=<ticks>")
-        raft = node.rawnode.raft  # type: ignore[attr-defined]
+        raft = node.rawnode.raft
         raft.randomized_election_timeout = _as_int(arg.vals[0])
 
     def _handle_transfer_leadership(self, d: TestData) -> None:
