@@ -70,6 +70,7 @@ class Cluster:
 
 def run_case(payload: int, batch: int, entries_max: int, seconds_max: float) -> tuple[int, float]:
     c = Cluster()
+    c.pump()  # apply the bootstrap configuration before campaigning, as etcd requires
     c.nodes[1].campaign()
     c.pump()
     lead = c.leader()
