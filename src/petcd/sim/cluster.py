@@ -34,10 +34,12 @@ from dataclasses import dataclass, field, replace
 from petcd.raft.config import Config
 from petcd.raft.errors import ProposalDropped, StepPeerNotFound
 from petcd.raft.rawnode import RawNode
+from petcd.raft.storage import MemoryStorage
 from petcd.raft.types import (
     NONE,
     ConfChange,
     ConfChangeSingle,
+    ConfChangeTransition,
     ConfChangeType,
     ConfState,
     Entry,
@@ -271,9 +273,9 @@ class Simulation:
     def _start(self, node: SimNode) -> None:
         """(Re)start a node from what its disk holds."""
         k = self.knobs
-        storage = node.storage
+        storage = self._reload_storage(node)
         snap = storage.snapshot()
-        snap_index = storage.first_index() - 1
+        snap_index = snap.metadata.index
         kv = KVStateMachine.decode(node.kv_durable)
         if snap.metadata.index > kv.applied:
             kv = KVStateMachine.decode(snap.data)
@@ -307,6 +309,7 @@ class Simulation:
             applied=applied,
             max_size_per_msg=k.max_size_per_msg,
             max_committed_size_per_ready=k.max_committed_size_per_ready,
+            max_uncommitted_entries_size=k.max_uncommitted_entries_size,
             max_inflight_msgs=k.max_inflight_msgs,
             check_quorum=k.check_quorum,
             pre_vote=k.pre_vote,
@@ -324,6 +327,27 @@ class Simulation:
         )
         self.checker.on_restart(self.sched.now, node.id, node.raft_applied, hs.commit, node.log_view())
         self._drive(node)
+
+    @staticmethod
+    def _reload_storage(node: SimNode) -> MemoryStorage:
+        """Rebuild the node's MemoryStorage from what is on its disk, as etcd does at startup.
+
+        etcd loads the latest snapshot, the hard state and the WAL entries after the snapshot
+        into a fresh MemoryStorage; entries at or below the snapshot index (kept in memory
+        before the crash for slow followers) are not loaded, so raft restarts with its first
+        index right after the snapshot.
+        """
+        old = node.storage
+        snap = old.snapshot()
+        fresh = MemoryStorage()
+        if not snap.is_empty():
+            fresh.apply_snapshot(snap)
+        fresh.set_hard_state(old.hard_state)
+        last = old.last_index()
+        if last > snap.metadata.index:
+            fresh.append(old.entries(snap.metadata.index + 1, last + 1, 1 << 62))
+        node.storage = fresh
+        return fresh
 
     def _crash(self, node: SimNode, why: str = "crash") -> None:
         lost = len(node.pending.entries) if node.pending is not None else 0
@@ -361,6 +385,10 @@ class Simulation:
             self._observe(node, rd)
             needs_disk = bool(rd.entries) or not rd.hard_state.is_empty() or not rd.snapshot.is_empty()
             if needs_disk and self.knobs.disk_delay_max > 0:
+                if self.knobs.leader_sends_early and node.state == StateType.LEADER and rd.messages:
+                    for m in rd.messages:
+                        self._send(node, m)
+                    rd = replace(rd, messages=())
                 node.pending = rd
                 delay = self.disk_rand.randint(1, self.knobs.disk_delay_max)
                 self.sched.after(delay, self._disk_done, node.id, node.incarnation)
@@ -629,6 +657,21 @@ class Simulation:
                     self.sched.after(down * UNITS_PER_TICK, self._restart, node.id, node.incarnation)
         if k.conf_change_rate and r.random() < k.conf_change_rate:
             self._conf_change()
+        if k.transfer_rate and r.random() < k.transfer_rate:
+            self._transfer_leader()
+
+    def _transfer_leader(self) -> None:
+        leader = self._leader_guess()
+        if leader is None or leader.rn is None:
+            return
+        voters = [v for v in sorted(self.conf_state.voters) if v != leader.id]
+        if not voters:
+            return
+        to = self.fault_rand.choice(voters)
+        self.log.add(self.sched.now, leader.id, f"transfer leadership to {to}")
+        self._current = leader.id
+        leader.rn.transfer_leader(to)
+        self._drive(leader)
 
     def _start_partition(self) -> None:
         r = self.fault_rand
@@ -769,28 +812,39 @@ class Simulation:
         options = ["add"]
         if learners:
             options += ["promote", "remove-learner"]
+            if len(voters) >= 3:
+                options.append("swap")  # promote a learner and demote a voter, jointly
         if len(voters) > 3:
             options.append("remove")
         what = r.choice(options)
+        transition = ConfChangeTransition.AUTO
+        changes: tuple[ConfChangeSingle, ...]
         if what == "add":
             node_id = self.next_node_id
             self.next_node_id += 1
-            change = ConfChangeSingle(ConfChangeType.ADD_LEARNER_NODE, node_id)
+            changes = (ConfChangeSingle(ConfChangeType.ADD_LEARNER_NODE, node_id),)
         elif what == "promote":
-            change = ConfChangeSingle(ConfChangeType.ADD_NODE, r.choice(learners))
+            changes = (ConfChangeSingle(ConfChangeType.ADD_NODE, r.choice(learners)),)
         elif what == "remove-learner":
-            change = ConfChangeSingle(ConfChangeType.REMOVE_NODE, r.choice(learners))
+            changes = (ConfChangeSingle(ConfChangeType.REMOVE_NODE, r.choice(learners)),)
+        elif what == "swap":
+            changes = (
+                ConfChangeSingle(ConfChangeType.ADD_NODE, r.choice(learners)),
+                ConfChangeSingle(ConfChangeType.ADD_LEARNER_NODE, r.choice(voters)),
+            )
+            transition = r.choice((ConfChangeTransition.AUTO, ConfChangeTransition.JOINT_IMPLICIT))
         else:
-            change = ConfChangeSingle(ConfChangeType.REMOVE_NODE, r.choice(voters))
-        cc = ConfChange(changes=(change,))
+            changes = (ConfChangeSingle(ConfChangeType.REMOVE_NODE, r.choice(voters)),)
+        cc = ConfChange(changes=changes, transition=transition)
+        described = f"{what} {' '.join(str(c.node_id) for c in changes)}"
         self._current = leader.id
         try:
             leader.rn.propose_conf_change(cc)
         except ProposalDropped:
-            self.log.add(self.sched.now, leader.id, f"conf change {what} {change.node_id}: dropped")
+            self.log.add(self.sched.now, leader.id, f"conf change {described}: dropped")
             return
         self.conf_pending_since = self.tick
-        self.log.add(self.sched.now, leader.id, f"propose conf change {what} {change.node_id}")
+        self.log.add(self.sched.now, leader.id, f"propose conf change {described}")
         self._drive(leader)
 
     def _on_conf_applied(self, node: SimNode, index: int, cc: ConfChange, cs: ConfState) -> None:
@@ -804,15 +858,18 @@ class Simulation:
         self.log.add(
             self.sched.now,
             node.id,
-            f"conf change applied at {index}: voters={list(cs.voters)} learners={list(cs.learners)}",
+            f"conf change applied at {index}: voters={list(cs.voters)} learners={list(cs.learners)} "
+            f"outgoing={list(cs.voters_outgoing)}",
         )
-        for change in cc.changes:
-            target = change.node_id
-            if change.type == ConfChangeType.ADD_LEARNER_NODE and target not in self.nodes:
-                new = SimNode(target)
-                self.nodes[target] = new
+        # Nodes enter the world when a configuration first names them, and leave it (shut down
+        # for good, their ids never reused) when one no longer does.
+        named = set(cs.voters) | set(cs.learners) | set(cs.voters_outgoing) | set(cs.learners_next)
+        for target in sorted(named):
+            if target not in self.nodes:
+                self.nodes[target] = SimNode(target)
                 self.sched.after(1, self._start_new, target)
-            elif change.type == ConfChangeType.REMOVE_NODE and target in self.nodes:
+        for target in sorted(self.nodes):
+            if target not in named and not self.nodes[target].removed:
                 self.sched.after(UNITS_PER_TICK, self._decommission, target)
 
     def _start_new(self, node_id: int) -> None:
@@ -824,7 +881,8 @@ class Simulation:
 
     def _decommission(self, node_id: int) -> None:
         node = self.nodes[node_id]
-        if node.removed:
+        cs = self.conf_state
+        if node.removed or node_id in (*cs.voters, *cs.learners, *cs.voters_outgoing, *cs.learners_next):
             return
         if node.alive:
             self._crash(node, why="removed from the cluster")

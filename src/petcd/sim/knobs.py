@@ -21,6 +21,7 @@ class Knobs:
     max_size_per_msg: int = 1024 * 1024
     max_inflight_msgs: int = 256
     max_committed_size_per_ready: int = 0
+    max_uncommitted_entries_size: int = 0
     # network
     loss: float = 0.0
     dup: float = 0.0
@@ -35,6 +36,8 @@ class Knobs:
     down_ticks_max: int = 60
     # disk and state machine
     disk_delay_max: int = 0
+    # As etcd's server: a leader sends its messages before its own disk write completes.
+    leader_sends_early: bool = False
     kv_sync_prob: float = 1.0
     replay_from_snapshot: bool = False
     compact_every: int = 50
@@ -43,6 +46,7 @@ class Knobs:
     propose_rate: float = 0.3
     read_rate: float = 0.1
     conf_change_rate: float = 0.0
+    transfer_rate: float = 0.0
     keys: int = 4
 
     @classmethod
@@ -76,6 +80,9 @@ class Knobs:
             read_rate=rand.choice((0.0, 0.1, 0.3)),
             conf_change_rate=rand.choice((0.0, 0.0, 0.01, 0.03)),
             keys=rand.choice((1, 4, 16)),
+            leader_sends_early=rand.random() < 0.5,
+            max_uncommitted_entries_size=rand.choice((0, 0, 0, 300)),
+            transfer_rate=rand.choice((0.0, 0.0, 0.005, 0.02)),
         )
         if k.heartbeat_tick >= k.election_tick:
             k = replace(k, heartbeat_tick=1)
