@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from raft_net import RawCluster, new_test_config, new_test_raw_node, storage_with_peers
 
 from petcd.raft.errors import ProposalDropped, RaftError, StepLocalMsg, StepPeerNotFound
@@ -586,3 +589,149 @@ def test_raw_node_propose_without_leader_drops() -> None:
     rn = new_test_raw_node(1, [1, 2, 3])
     with pytest.raises(ProposalDropped):
         rn.propose(b"x")
+
+
+# ---------------------------------------------------------------------- randomized safety check
+
+
+class _ChaosCluster:
+    """RawNodes over a lossy, reordering network with crashes and restarts."""
+
+    def __init__(self, n: int, rng: random.Random, **overrides: object) -> None:
+        self.ids = list(range(1, n + 1))
+        self.rng = rng
+        self.overrides = overrides
+        self.storage = {i: storage_with_peers(*self.ids) for i in self.ids}
+        self.applied: dict[int, list[Entry]] = {i: [] for i in self.ids}
+        self.nodes: dict[int, RawNode] = {}
+        self.net: list[Message] = []
+        self.down: set[int] = set()
+        self.isolated: set[int] = set()
+        self.leaders_by_term: dict[int, int] = {}
+        self.committed_seen: dict[int, int] = {i: 0 for i in self.ids}
+        for i in self.ids:
+            self._start(i)
+
+    def _start(self, nid: int) -> None:
+        applied = self.applied[nid][-1].index if self.applied[nid] else 0
+        cfg = new_test_config(nid, 10, 1, self.storage[nid], applied=applied, **self.overrides)
+        cfg.rand = random.Random(self.rng.random())
+        self.nodes[nid] = RawNode(cfg)
+
+    def crash(self, nid: int) -> None:
+        self.down.add(nid)
+        self.net = [m for m in self.net if m.to != nid]
+
+    def restart(self, nid: int) -> None:
+        self.down.discard(nid)
+        self._start(nid)
+
+    def handle_ready(self, nid: int) -> None:
+        rn = self.nodes[nid]
+        if nid in self.down or not rn.has_ready():
+            return
+        rd = rn.ready()
+        st = self.storage[nid]
+        if not rd.snapshot.is_empty():
+            st.apply_snapshot(rd.snapshot)
+        st.append(rd.entries)
+        if not rd.hard_state.is_empty():
+            st.set_hard_state(rd.hard_state)
+        self.net.extend(rd.messages)
+        for e in rd.committed_entries:
+            applied = self.applied[nid]
+            assert not applied or e.index == applied[-1].index + 1, (nid, e, applied[-1:])
+            applied.append(e)
+        rn.advance(rd)
+
+    def check(self) -> None:
+        for nid, rn in self.nodes.items():
+            r = rn.raft
+            if r.state == StateType.LEADER:
+                prev = self.leaders_by_term.setdefault(r.term, nid)
+                assert prev == nid, f"two leaders in term {r.term}: {prev} and {nid}"
+            assert r.raft_log.committed >= self.committed_seen[nid] or nid in self.down
+            self.committed_seen[nid] = r.raft_log.committed
+        # State machine safety: every node applied a prefix of the same sequence.
+        longest = max(self.applied.values(), key=len)
+        for seq in self.applied.values():
+            assert [(e.index, e.term, e.data) for e in seq] == [
+                (e.index, e.term, e.data) for e in longest[: len(seq)]
+            ]
+
+    def step(self, i: int) -> None:
+        rng = self.rng
+        action = rng.random()
+        up = [n for n in self.ids if n not in self.down]
+        if action < 0.25:
+            nid = rng.choice(up)
+            self.nodes[nid].tick()
+        elif action < 0.75:
+            for _ in range(min(len(self.net), rng.randint(1, 4))):
+                m = self.net.pop(rng.randrange(len(self.net)))  # reorders
+                if rng.random() < 0.05 or m.to in self.down or {m.to, m.from_} & self.isolated:
+                    continue  # lost
+                with contextlib.suppress(RaftError):
+                    self.nodes[m.to].step(m)
+        elif action < 0.90:
+            nid = rng.choice(up)
+            with contextlib.suppress(ProposalDropped):
+                self.nodes[nid].propose(f"v{i}".encode())
+        elif action < 0.91 and len(self.down) < (len(self.ids) - 1) // 2:
+            self.crash(rng.choice(up))
+        elif action < 0.93 and self.down:
+            self.restart(rng.choice(sorted(self.down)))
+        elif action < 0.95:
+            nid = rng.choice(up)
+            self.nodes[nid].read_index(f"r{i}".encode())
+        elif action < 0.96:
+            # Partition a node away (one at a time), or, less often, heal.
+            if not self.isolated:
+                self.isolated.add(rng.choice(self.ids))
+            elif rng.random() < 0.3:
+                self.isolated.clear()
+        for nid in up:
+            self.handle_ready(nid)
+        self.check()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    n=st.sampled_from([3, 5]),
+    pre_vote=st.booleans(),
+    check_quorum=st.booleans(),
+)
+def test_randomized_cluster_safety(seed: int, n: int, pre_vote: bool, check_quorum: bool) -> None:
+    c = _ChaosCluster(n, random.Random(seed), pre_vote=pre_vote, check_quorum=check_quorum)
+    for i in range(1500):
+        c.step(i)
+    # Liveness once the network is healed (every node up, no loss): a value proposed to the
+    # leader of the highest term gets applied everywhere.
+    c.isolated.clear()
+    for nid in sorted(c.down):
+        c.restart(nid)
+    last_proposal = -1000
+    for rnd in range(1000):
+        for nid in c.ids:
+            c.nodes[nid].tick()
+        while c.net:
+            m = c.net.pop(0)
+            with contextlib.suppress(RaftError):
+                c.nodes[m.to].step(m)
+            for nid in c.ids:
+                c.handle_ready(nid)
+        for nid in c.ids:
+            c.handle_ready(nid)
+        c.check()
+        if all(any(e.data == b"final" for e in c.applied[nid]) for nid in c.ids):
+            break
+        top = max(c.nodes[nid].raft.term for nid in c.ids)
+        leads = [nid for nid in c.ids if c.nodes[nid].raft.state == StateType.LEADER]
+        leads = [nid for nid in leads if c.nodes[nid].raft.term == top]
+        if leads and rnd - last_proposal >= 100:
+            with contextlib.suppress(ProposalDropped):
+                c.nodes[leads[0]].propose(b"final")
+                last_proposal = rnd
+    for nid in c.ids:
+        assert any(e.data == b"final" for e in c.applied[nid]), nid
