@@ -29,7 +29,7 @@ class Logger(Protocol):
 @dataclass(slots=True)
 class Config:
     id: int
-    storage: "Storage"
+    storage: Storage
     election_tick: int = 10
     heartbeat_tick: int = 1
     # The last applied index, for restarts: entries up to it are not handed out again.
