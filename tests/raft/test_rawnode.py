@@ -735,3 +735,38 @@ def test_randomized_cluster_safety(seed: int, n: int, pre_vote: bool, check_quor
                 last_proposal = rnd
     for nid in c.ids:
         assert any(e.data == b"final" for e in c.applied[nid]), nid
+
+
+def test_raw_node_propose_batch() -> None:
+    c = RawCluster([1, 2, 3])
+    c.nodes[1].campaign()
+    c.stabilize()
+    r = c.nodes[1].raft
+    r.msgs = []
+    c.nodes[1].propose_batch([b"a", b"b", b"c", b"d"])
+    apps = [m for m in r.msgs if m.type == MT.MSG_APP]
+    # One append per follower carrying the whole batch.
+    assert sorted(m.to for m in apps) == [2, 3]
+    assert all([e.data for e in m.entries] == [b"a", b"b", b"c", b"d"] for m in apps)
+    c.stabilize()
+    for nid in (1, 2, 3):
+        assert [e.data for e in c.applied[nid] if e.data] == [b"a", b"b", b"c", b"d"]
+    # From a follower: forwarded as one proposal.
+    c.nodes[2].propose_batch([b"e", b"f"])
+    c.stabilize()
+    assert [e.data for e in c.applied[3] if e.data][-2:] == [b"e", b"f"]
+    c.nodes[1].propose_batch([])  # no-op
+
+
+def test_raw_node_propose_batch_all_or_nothing() -> None:
+    s = storage_with_peers(1, 2)
+    rn = RawNode(new_test_config(1, 10, 1, s, max_uncommitted_entries_size=10))
+    rn.raft.become_candidate()
+    rn.raft.become_leader()
+    rn.propose_batch([b"12345678"])
+    last = rn.raft.raft_log.last_index()
+    with pytest.raises(ProposalDropped):
+        rn.propose_batch([b"1", b"2", b"3"])
+    assert rn.raft.raft_log.last_index() == last
+    with pytest.raises(ProposalDropped):
+        new_test_raw_node(2, [1, 2]).propose_batch([b"x"])

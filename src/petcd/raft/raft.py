@@ -190,6 +190,8 @@ class Raft:
         self.logger: Logger = c.logger
         # ReadIndex requests that arrived before the leader committed an entry of its term.
         self.pending_read_index_messages: list[Message] = []
+        self._peers: list[int] = []
+        self._peers_key: tuple[int, int, int] = (0, -1, 0)
         self._tick: Callable[[], None] = self._tick_election
         self._step: StepFunc = self._step_follower
 
@@ -281,10 +283,13 @@ class Raft:
         if not ents and not send_if_empty:
             return False
         committed = log.committed
-        self.send(
+        # Hot path: built stamped (from_, term) instead of going through send().
+        self.msgs.append(
             Message(
                 MT.MSG_APP,
                 to=to,
+                from_=self.id,
+                term=self.term,
                 index=prev_index,
                 log_term=prev_term,
                 entries=tuple(ents),
@@ -346,7 +351,13 @@ class Raft:
             self.send_heartbeat(pid, ctx)
 
     def _peer_ids(self) -> list[int]:
-        return [pid for pid in sorted(self.trk.progress) if pid != self.id]
+        """Every other member, in ID order (cached: the map changes only with the config)."""
+        prs = self.trk.progress
+        key = (id(prs), len(prs), self.id)
+        if key != self._peers_key:
+            self._peers_key = key
+            self._peers = [pid for pid in sorted(prs) if pid != self.id]
+        return self._peers
 
     # ------------------------------------------------------------------ Ready acknowledgement
 
@@ -1113,7 +1124,9 @@ class Raft:
             return
         last_new = log.maybe_append(m.index, m.log_term, m.commit, m.entries)
         if last_new is not None:
-            self.send(Message(MT.MSG_APP_RESP, to=m.from_, index=last_new))
+            self.msgs.append(
+                Message(MT.MSG_APP_RESP, to=m.from_, from_=self.id, term=self.term, index=last_new)
+            )
             return
         self.logger.debug(
             "%x [logterm: %d, index: %d] rejected MsgApp [logterm: %d, index: %d] from %x",

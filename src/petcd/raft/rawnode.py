@@ -84,6 +84,21 @@ class RawNode:
         """Propose `data` for the log. Raises ProposalDropped when it cannot be accepted."""
         self.raft.step(Message(MessageType.MSG_PROP, from_=self.raft.id, entries=(Entry(data=data),)))
 
+    def propose_batch(self, datas: Sequence[bytes]) -> None:
+        """Propose several entries in one message (one append per follower, not one per entry).
+
+        All or nothing: raises ProposalDropped for the whole batch. An empty batch is a no-op.
+        """
+        if not datas:
+            return
+        self.raft.step(
+            Message(
+                MessageType.MSG_PROP,
+                from_=self.raft.id,
+                entries=tuple(Entry(data=d) for d in datas),
+            )
+        )
+
     def propose_conf_change(self, cc: ConfChange) -> None:
         """Propose a membership change (an entry of type CONF_CHANGE_V2)."""
         self.raft.step(
@@ -193,16 +208,23 @@ class RawNode:
 
     def has_ready(self) -> bool:
         """Whether `ready()` would return anything."""
+        # Called in every loop iteration of the server: compare fields rather than build the
+        # soft and hard state values.
         r = self.raft
-        if r.soft_state() != self._prev_soft_state:
+        if r.msgs or r.read_states:
             return True
-        hard = r.hard_state()
-        if not hard.is_empty() and hard != self._prev_hard_state:
+        ps = self._prev_soft_state
+        if r.lead != ps.lead or r.state != ps.raft_state:
             return True
         log = r.raft_log
-        if log.has_pending_snapshot():
+        ph = self._prev_hard_state
+        if (r.term, r.vote, log.committed) != (ph.term, ph.vote, ph.commit) and (
+            r.term or r.vote or log.committed
+        ):
             return True
-        return bool(r.msgs or r.read_states or log.unstable_entries() or log.has_next_ents())
+        if log.unstable.entries or log.has_pending_snapshot():
+            return True
+        return log.has_next_ents()
 
     def advance(self, rd: Ready) -> None:
         """Acknowledge that `rd` was persisted, sent and applied."""
