@@ -456,10 +456,7 @@ class Raft:
         self.election_elapsed += 1
         if self.promotable() and self.past_election_timeout():
             self.election_elapsed = 0
-            try:
-                self.step(Message(MT.MSG_HUP, from_=self.id))
-            except ProposalDropped as e:  # pragma: no cover - MSG_HUP never drops
-                self.logger.debug("error occurred during election: %s", e)
+            self.step(Message(MT.MSG_HUP, from_=self.id))
 
     def _tick_heartbeat(self) -> None:
         self.heartbeat_elapsed += 1
