@@ -2400,3 +2400,102 @@ def test_conf_change_check_before_campaign() -> None:
     for _ in range(n1.randomized_election_timeout):
         n1.tick()
     assert n1.state == CANDIDATE
+
+
+# ---------------------------------------------------------------------- corner cases
+
+
+def test_candidate_receives_snapshot_becomes_follower() -> None:
+    r = new_test_raft(2, [1, 2, 3])
+    r.become_candidate()
+    r.step(Message(MT.MSG_SNAP, from_=1, to=2, term=r.term, snapshot=_snap(11, 11, (1, 2, 3))))
+    assert r.state == FOLLOWER
+    assert r.lead == 1
+    assert r.raft_log.last_index() == 11
+
+
+def test_candidate_ignores_timeout_now() -> None:
+    r = new_test_raft(1, [1, 2, 3])
+    r.become_candidate()
+    term = r.term
+    read_messages(r)
+    r.step(Message(MT.MSG_TIMEOUT_NOW, from_=2, to=1, term=term))
+    assert r.state == CANDIDATE
+    assert r.term == term
+    assert read_messages(r) == []
+
+
+def test_conf_change_refused_while_joint() -> None:
+    r = new_test_raft(1, [1])
+    r.become_candidate()
+    r.become_leader()
+    r.apply_conf_change(
+        ConfChange(
+            changes=(ConfChangeSingle(ConfChangeType.ADD_LEARNER_NODE, 2),),
+            transition=ConfChangeTransition.JOINT_EXPLICIT,
+        )
+    )
+    r.raft_log.applied_to(r.raft_log.committed)
+    before = r.raft_log.last_index()
+    # Only leaving the joint config is accepted now.
+    r.step(Message(MT.MSG_PROP, from_=1, to=1, entries=(_cc_entry(add_node(3)),)))
+    ents = r.raft_log.entries(before + 1, NO_LIMIT)
+    assert [(e.type, e.data) for e in ents] == [(EntryType.NORMAL, b"")]
+    r.raft_log.applied_to(r.raft_log.committed)
+    r.step(Message(MT.MSG_PROP, from_=1, to=1, entries=(_cc_entry(ConfChange()),)))
+    assert r.raft_log.entries(before + 2, NO_LIMIT)[0].type == EntryType.CONF_CHANGE_V2
+
+
+def test_restore_as_leader_refused() -> None:
+    r = new_test_raft(1, [1, 2])
+    r.become_candidate()
+    r.become_leader()
+    term = r.term
+    assert not r.restore(_snap(11, 11, (1, 2)))
+    assert r.state == FOLLOWER
+    assert r.term == term + 1
+
+
+def test_load_state_out_of_range_panics() -> None:
+    r = new_test_raft(1, [1])
+    with pytest.raises(RaftPanic):
+        r.load_state(HardState(term=1, commit=5))
+
+
+def test_send_checks_terms() -> None:
+    r = new_test_raft(1, [1, 2])
+    with pytest.raises(RaftPanic):
+        r.send(Message(MT.MSG_VOTE, to=2))
+    with pytest.raises(RaftPanic):
+        r.send(Message(MT.MSG_APP, to=2, term=5))
+
+
+def test_peers_and_conf_state_both_given_panics() -> None:
+    with pytest.raises(RaftPanic):
+        new_test_raft(1, [1, 2], 10, 1, storage_with_peers(1, 2))
+
+
+def test_empty_proposal_panics() -> None:
+    r = new_test_raft(1, [1])
+    r.become_candidate()
+    r.become_leader()
+    with pytest.raises(RaftPanic):
+        r.step(Message(MT.MSG_PROP, from_=1, to=1))
+
+
+def test_stale_pre_vote_is_rejected_with_our_term() -> None:
+    r = new_test_raft(1, [1, 2, 3])
+    r.become_follower(5, NONE)
+    r.step(Message(MT.MSG_PRE_VOTE, from_=2, to=1, term=3, log_term=3, index=10))
+    assert read_messages(r) == [Message(MT.MSG_PRE_VOTE_RESP, from_=1, to=2, term=5, reject=True)]
+
+
+def test_stale_append_answered_with_check_quorum_only() -> None:
+    # With check-quorum (or pre-vote) a stale leader's append is answered with our term.
+    for check_quorum, want in ((False, []), (True, [MT.MSG_APP_RESP])):
+        r = new_test_raft(1, [1, 2, 3], check_quorum=check_quorum)
+        r.become_follower(5, NONE)
+        r.step(Message(MT.MSG_APP, from_=2, to=1, term=3))
+        msgs = read_messages(r)
+        assert [m.type for m in msgs] == want
+        assert all(m.term == 5 for m in msgs)

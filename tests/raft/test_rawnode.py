@@ -29,6 +29,7 @@ from petcd.raft.types import (
     MessageType,
     Peer,
     ReadState,
+    Ready,
     Snapshot,
     SnapshotMetadata,
     SnapshotStatus,
@@ -790,3 +791,82 @@ def test_raw_node_propose_batch_all_or_nothing() -> None:
     assert rn.raft.raft_log.last_index() == last
     with pytest.raises(ProposalDropped):
         new_test_raw_node(2, [1, 2]).propose_batch([b"x"])
+
+
+# ---------------------------------------------------------------------- describe (etcd's text format)
+
+
+def test_describe_formats_like_etcd() -> None:
+    from petcd.raft.describe import (
+        describe_conf_change,
+        describe_entry,
+        describe_hard_state,
+        describe_message,
+        describe_ready,
+        describe_snapshot,
+        describe_soft_state,
+    )
+
+    cc = cc_of((ConfChangeType.ADD_NODE, 2), (ConfChangeType.ADD_NODE, 3))
+    m = Message(
+        MT.MSG_APP,
+        from_=1,
+        to=2,
+        term=1,
+        log_term=1,
+        index=3,
+        commit=4,
+        entries=(Entry(term=1, index=4, type=EntryType.CONF_CHANGE_V2, data=cc.encode()),),
+    )
+    assert describe_message(m) == "1->2 MsgApp Term:1 Log:1/3 Commit:4 Entries:[1/4 EntryConfChangeV2 v2 v3]"
+    rej = Message(MT.MSG_APP_RESP, from_=2, to=1, term=1, index=3, reject=True, reject_hint=1, log_term=1)
+    assert describe_message(rej) == "2->1 MsgAppResp Term:1 Log:1/3 Rejected (Hint: 1)"
+    assert describe_entry(Entry(term=1, index=3)) == '1/3 EntryNormal ""'
+    assert describe_entry(Entry(term=2, index=5, data=b'a"\n\x00')) == '2/5 EntryNormal "a\\"\\n\\x00"'
+    assert describe_entry(Entry(term=1, index=5, type=EntryType.CONF_CHANGE_V2)) == "1/5 EntryConfChangeV2"
+    assert describe_hard_state(HardState(term=1, vote=1, commit=4)) == "Term:1 Vote:1 Commit:4"
+    assert describe_hard_state(HardState(term=1, commit=0)) == "Term:1 Commit:0"
+    assert describe_soft_state(SoftState(lead=1, raft_state=StateType.LEADER)) == "Lead:1 State:StateLeader"
+    cs = ConfState(voters=(1, 2), learners=(3,))
+    snap = Snapshot(metadata=SnapshotMetadata(conf_state=cs, index=11, term=2))
+    assert describe_snapshot(snap) == (
+        "Index:11 Term:2 ConfState:Voters:[1 2] VotersOutgoing:[] Learners:[3] LearnersNext:[] "
+        "AutoLeave:false"
+    )
+    assert describe_conf_change(cc) == (
+        "transition:ConfChangeTransitionAuto changes:{type:ConfChangeAddNode node_id:2} "
+        "changes:{type:ConfChangeAddNode node_id:3}"
+    )
+    assert describe_ready(Ready()) == "<empty Ready>"
+    rd = Ready(
+        soft_state=SoftState(lead=1, raft_state=StateType.LEADER),
+        hard_state=HardState(term=1, vote=1, commit=4),
+        entries=(Entry(term=1, index=3),),
+        committed_entries=(Entry(term=1, index=3),),
+        messages=(m,),
+        read_states=(ReadState(index=4, request_ctx=b"x"),),
+        must_sync=True,
+    )
+    assert describe_ready(rd) == (
+        "Ready MustSync=true:\n"
+        "Lead:1 State:StateLeader\n"
+        "HardState Term:1 Vote:1 Commit:4\n"
+        'ReadStates [{4 "x"}]\n'
+        "Entries:\n"
+        '1/3 EntryNormal ""\n'
+        "CommittedEntries:\n"
+        '1/3 EntryNormal ""\n'
+        "Messages:\n"
+        "1->2 MsgApp Term:1 Log:1/3 Commit:4 Entries:[1/4 EntryConfChangeV2 v2 v3]\n"
+    )
+
+
+def test_tick_quiesced_advances_election_clock_only() -> None:
+    rn = new_test_raw_node(1, [1, 2])
+    rn.raft.become_candidate()
+    rn.raft.become_leader()
+    rn.ready()
+    for _ in range(5):
+        rn.tick_quiesced()
+    assert rn.raft.election_elapsed == 5
+    assert rn.raft.msgs == []
