@@ -151,7 +151,12 @@ class SimFile:
     def _sync(self, kind: str) -> None:
         inode = self._check()
         self._fs.step(kind, self._path)
-        inode.durable = bytearray(inode.data)
+        # Replaying the pending operations costs what was written, not the (preallocated) size.
+        for op in inode.pending:
+            if isinstance(op, _Write):
+                _put(inode.durable, op.offset, op.data)
+            else:
+                _resize(inode.durable, op.size)
         inode.pending.clear()
 
     def close(self) -> None:

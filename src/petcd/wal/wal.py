@@ -435,6 +435,9 @@ class Wal:
         self._sync()
         self._fs.rename(tmp, self._path(seg.name))
         self._fsync_dir()
+        # Reopen under the final name so the handle's path names the segment in messages.
+        f.close()
+        self._tail = self._fs.open(self._path(seg.name))
         self._segments.append(seg)
 
     # --- releasing -------------------------------------------------------------------------
