@@ -1,0 +1,159 @@
+"""Watch fan-out: one put delivered to N watchers (10k by default), in process, no network.
+
+Measures the watchable store's write-path cost (`notify`: find the watchers of the key, build
+one response each, queue it on its stream) and the consumers' cost of taking the responses,
+for several shapes: every watcher on its own stream (one client per watch, as kubelets do),
+watchers sharing streams, prefix (range) watchers instead of single-key ones, and with prev_kv.
+Also the catch-up path: N unsynced watchers reading one revision from history. Prints a
+markdown table (median of --repeat puts, after one warm-up put).
+
+    python benchmarks/watch_fanout.py [--watchers N] [--repeat R]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from petcd.mvcc.watchable_store import WatchableStore
+from petcd.mvcc.watcher import KeyValue, WatchStream
+
+
+@dataclass
+class TinyStore:
+    """Just enough history for the watchable store: the revisions of this benchmark's puts."""
+
+    rev: int = 1
+    changes: dict[int, list[tuple[bool, KeyValue]]] = field(default_factory=dict)
+    ws: WatchableStore | None = None
+
+    def current_revision(self) -> int:
+        return self.rev
+
+    def compact_revision(self) -> int:
+        return 0
+
+    def history(self, min_rev: int, max_rev: int) -> Iterator[tuple[int, bool, KeyValue]]:
+        for rev in range(min_rev, max_rev + 1):
+            for is_delete, kv in self.changes.get(rev, []):
+                yield rev, is_delete, kv
+
+    def kv_at(self, key: bytes, rev: int) -> KeyValue | None:
+        for r in range(rev, 0, -1):
+            for _, kv in self.changes.get(r, []):
+                if kv.key == key:
+                    return kv
+        return None
+
+    def put(self, key: bytes, value: bytes, notify: bool = True) -> None:
+        self.rev += 1
+        kv = KeyValue(key=key, value=value, create_revision=2, mod_revision=self.rev, version=self.rev - 1)
+        self.changes[self.rev] = [(False, kv)]
+        if notify and self.ws is not None:
+            self.ws.notify(self.rev, [(False, kv)])
+
+
+@dataclass
+class Case:
+    name: str
+    watchers: int
+    per_stream: int
+    ranged: bool = False
+    prev_kv: bool = False
+
+
+def setup(case: Case) -> tuple[TinyStore, WatchableStore, list[WatchStream]]:
+    store = TinyStore()
+    ws = WatchableStore(store, chan_buf_len=max(128, case.per_stream * 2))
+    store.ws = ws
+    store.put(b"/registry/pods/default/p0", b"v0")
+    streams: list[WatchStream] = []
+    for i in range(case.watchers):
+        if i % case.per_stream == 0:
+            streams.append(ws.new_watch_stream())
+        if case.ranged:
+            streams[-1].watch(b"/registry/pods/", b"/registry/pods0", prev_kv=case.prev_kv)
+        else:
+            streams[-1].watch(b"/registry/pods/default/p0", prev_kv=case.prev_kv)
+    return store, ws, streams
+
+
+def run(case: Case, repeat: int) -> dict[str, float]:
+    store, _, streams = setup(case)
+    notify_s: list[float] = []
+    drain_s: list[float] = []
+    for i in range(repeat + 1):
+        t0 = time.perf_counter()
+        store.put(b"/registry/pods/default/p0", b"value-%d" % i)
+        t1 = time.perf_counter()
+        delivered = sum(len(s.drain()) for s in streams)
+        t2 = time.perf_counter()
+        assert delivered == case.watchers, (delivered, case.watchers)
+        if i:  # the first put warms up
+            notify_s.append(t1 - t0)
+            drain_s.append(t2 - t1)
+    notify = statistics.median(notify_s)
+    drain = statistics.median(drain_s)
+    return {
+        "notify_ms": notify * 1e3,
+        "drain_ms": drain * 1e3,
+        "per_watcher_us": notify / case.watchers * 1e6,
+        "events_per_s": case.watchers / (notify + drain),
+    }
+
+
+def run_catch_up(watchers: int, repeat: int) -> dict[str, float]:
+    """N watchers one revision behind: one sync_watchers round per 512 of them."""
+    times: list[float] = []
+    for _ in range(repeat):
+        store = TinyStore()
+        ws = WatchableStore(store)
+        store.ws = ws
+        store.put(b"/k", b"v0")
+        streams = [ws.new_watch_stream() for _ in range(watchers)]
+        store.put(b"/k", b"v1", notify=False)
+        for s in streams:
+            s.watch(b"/k", start_rev=store.rev)
+        t0 = time.perf_counter()
+        while ws.has_unsynced:
+            ws.sync_watchers()
+        times.append(time.perf_counter() - t0)
+        assert sum(len(s.drain()) for s in streams) == watchers
+    t = statistics.median(times)
+    return {
+        "notify_ms": t * 1e3,
+        "drain_ms": 0.0,
+        "per_watcher_us": t / watchers * 1e6,
+        "events_per_s": watchers / t,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--watchers", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    n = args.watchers
+    cases = [
+        Case(f"{n} streams x 1 key watcher", n, 1),
+        Case(f"{n // 100} streams x 100 key watchers", n, 100),
+        Case(f"{n} streams x 1 prefix watcher", n, 1, ranged=True),
+        Case(f"{n} streams x 1 key watcher, prev_kv", n, 1, prev_kv=True),
+    ]
+    print(f"Watch fan-out: 1 put delivered to {n} watchers (median of {args.repeat} puts)\n")
+    print("| case | write path (notify) ms | consumers (drain) ms | notify us/watcher | events/s e2e |")
+    print("|---|---:|---:|---:|---:|")
+    rows = [(case.name, run(case, args.repeat)) for case in cases]
+    rows.append((f"{n} unsynced watchers catch up 1 revision (sync_watchers)", run_catch_up(n, args.repeat)))
+    for name, r in rows:
+        print(
+            f"| {name} | {r['notify_ms']:.1f} | {r['drain_ms']:.1f} | {r['per_watcher_us']:.2f} "
+            f"| {r['events_per_s']:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
