@@ -496,13 +496,14 @@ def test_restore_resyncs_from_history(kv: HistoryModel) -> None:
     s = ws.new_watch_stream()
     s.watch(b"r")
     s.watch(b"r", start_rev=100)  # future: stays synced after restore
+    kv.put(b"r", b"0")  # delivered while synced: must not come again after the restore
     silent = HistoryModel(rev=kv.rev, changes=kv.changes, live=kv.live)
     silent.put(b"r", b"1")  # the store is replaced underneath: these writes arrive by snapshot
     silent.put(b"r", b"2")
     kv.rev = silent.rev
     ws.restore()
     (responses,) = pump(ws, s)
-    assert events_of(responses) == [(PUT, 2, b"r"), (PUT, 3, b"r")]
+    assert events_of(responses) == [(PUT, 2, b"r"), (PUT, 3, b"r"), (PUT, 4, b"r")]
     assert len(ws.synced) == 2
 
 

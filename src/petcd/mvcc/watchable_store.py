@@ -189,18 +189,26 @@ class WatchableStore:
     def notify_events(self, rev: int, events: list[Event]) -> None:
         if not self.synced.watchers:
             return
-        batches: dict[Watcher, list[Event]] = {}
-        for ev in events:
-            for w in self.synced.watchers_for(ev.kv.key):
-                if rev >= w.min_rev:
-                    batch = batches.get(w)
-                    if batch is None:
-                        batches[w] = [ev]
-                    else:
-                        batch.append(ev)
+        batches: dict[Watcher, list[Event]]
+        if len(events) == 1:
+            # The common case (a put or a one-key delete): no per-watcher lists to merge.
+            only = events
+            batches = {w: only for w in self.synced.watchers_for(events[0].kv.key) if rev >= w.min_rev}
+        else:
+            batches = {}
+            for ev in events:
+                for w in self.synced.watchers_for(ev.kv.key):
+                    if rev >= w.min_rev:
+                        batch = batches.get(w)
+                        if batch is None:
+                            batches[w] = [ev]
+                        else:
+                            batch.append(ev)
         prev = _PrevKvCache(self.store)
         for w, evs in batches.items():
-            if not self._send(w, evs, rev, prev):
+            if self._send(w, evs, rev, prev):
+                w.min_rev = rev + 1
+            else:
                 # Parked with this revision; it reads the rest from history once unparked.
                 self.synced.delete(w)
                 w.min_rev = rev + 1
@@ -357,6 +365,11 @@ class WatchableStore:
 
     def _send(self, w: Watcher, events: list[Event], rev: int, prev: _PrevKvCache) -> bool:
         """Queue one response for `w`; False when its stream has no room (nothing was queued)."""
+        if w.plain:
+            if not w.stream.send([WatchResponse(w.id, events, rev)]):
+                return False
+            w.sent_since_progress = True
+            return True
         evs = w.filtered(events)
         if not evs:
             return True  # all filtered out: nothing to say (not a progress notification)

@@ -137,6 +137,7 @@ class Watcher:
         "min_rev",
         "no_delete",
         "no_put",
+        "plain",
         "prev_kv",
         "progress_notify",
         "restore",
@@ -170,6 +171,8 @@ class Watcher:
         self.prev_kv = prev_kv
         self.fragment = fragment
         self.progress_notify = progress_notify
+        # No filter, prev_kv or fragmenting: the store's events go out as they are.
+        self.plain = not (self.no_put or self.no_delete or prev_kv or fragment)
         self.victim = False  # parked with undelivered events (in the store's victim list)
         self.compacted = False  # cancelled because min_rev fell below the compaction point
         self.restore = False  # moved back to unsynced by a snapshot restore; may be ahead of the store
