@@ -615,6 +615,9 @@ class _ChaosCluster:
         self.leaders_by_term: dict[int, int] = {}
         self.committed_seen: dict[int, int] = dict.fromkeys(self.ids, 0)
         self.snapshots_installed = 0
+        # ReadIndex: the commit index known anywhere when each read was asked (its lower bound).
+        self.read_floor: dict[bytes, int] = {}
+        self.reads_served = 0
         for i in self.ids:
             self._start(i)
 
@@ -648,6 +651,10 @@ class _ChaosCluster:
         if not rd.hard_state.is_empty():
             st.set_hard_state(rd.hard_state)
         self.net.extend(rd.messages)
+        for rs in rd.read_states:
+            # Linearizable: the read point covers everything committed before the request.
+            assert rs.index >= self.read_floor[rs.request_ctx], (nid, rs)
+            self.reads_served += 1
         for e in rd.committed_entries:
             assert e.index == self.last_applied[nid] + 1, (nid, e, self.last_applied[nid])
             self.last_applied[nid] = e.index
@@ -701,7 +708,9 @@ class _ChaosCluster:
             self.restart(rng.choice(sorted(self.down)))
         elif action < 0.95:
             nid = rng.choice(up)
-            self.nodes[nid].read_index(f"r{i}".encode())
+            ctx = f"r{i}".encode()
+            self.read_floor[ctx] = max(n.raft.raft_log.committed for n in self.nodes.values())
+            self.nodes[nid].read_index(ctx)
         elif action < 0.96:
             # Partition a node away (one at a time), or, less often, heal.
             if not self.isolated:
