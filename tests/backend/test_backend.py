@@ -214,7 +214,7 @@ def test_size_figures_and_defrag_shrinks(make: Factory) -> None:
 def test_memory_quota_refuses_the_commit() -> None:
     b = MemoryBackend(quota_bytes=10_000)
     with pytest.raises(BackendQuotaExceeded), b.write_txn() as t:
-        t.put("x", b"a", b"." * 20_000)
+        t.put("x", b"a", b"." * (65 << 20))
     with b.read_txn() as t:
         assert t.get("x", b"a") is None
 

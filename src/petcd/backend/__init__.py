@@ -48,9 +48,11 @@ committed so far to disk; call it before a raft snapshot lets WAL segments go.
 Size, quota, defragmentation, snapshots
 --------------------------------------
 * ``size_bytes()`` is the space the store takes (``DbSize``); ``size_in_use_bytes()`` the part holding
-  live pages (``DbSizeInUse``). ``quota_bytes`` is the configured limit; a commit that would grow the
-  store past it raises ``petcd.errors.BackendQuotaExceeded`` and writes nothing (the MVCC layer turns
-  that into the NOSPACE alarm).
+  live pages (``DbSizeInUse``). ``quota_bytes`` is the configured quota, which the MVCC store enforces
+  before writing (as etcd does: size + cost > quota raises the NOSPACE alarm). The backend's own hard
+  limit is ``hard_limit_bytes(quota)``, a little above it so that deletes and compaction still run at
+  the quota; a commit that would pass the hard limit raises ``petcd.errors.BackendQuotaExceeded`` and
+  writes nothing.
 * ``defrag()`` rewrites the store compactly. Reads and writes go on while it copies (see the
   implementations for how); it returns when the compact copy has replaced the store.
 * ``snapshot()`` yields the whole store, as of one read transaction, as a byte stream in the format of
@@ -153,6 +155,11 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
+def hard_limit_bytes(quota_bytes: int) -> int:
+    """The most a backend may hold: the quota plus room (an eighth, at least 64 MiB) for deletes."""
+    return quota_bytes + max(quota_bytes // 8, 64 * 1024 * 1024)
+
+
 def put_consistent_index(txn: WriteTxn, index: int, term: int) -> None:
     """Record the raft index (and its term) whose effects this transaction completes."""
     txn.put(META_BUCKET, CONSISTENT_INDEX_KEY, _U64.pack(index))
@@ -177,6 +184,7 @@ __all__ = [
     "Backend",
     "ReadTxn",
     "WriteTxn",
+    "hard_limit_bytes",
     "put_consistent_index",
     "read_consistent_index",
 ]

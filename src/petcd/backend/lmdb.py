@@ -72,7 +72,7 @@ from typing import Any
 
 import lmdb
 
-from petcd.backend import MAX_KEY_BYTES, Backend, snapshot
+from petcd.backend import MAX_KEY_BYTES, Backend, hard_limit_bytes, snapshot
 from petcd.errors import BackendQuotaExceeded
 
 DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024
@@ -80,11 +80,6 @@ MAX_BUCKETS = 64
 MAX_READERS = 1024
 _REPLAY_BATCH = 10_000
 _SMALL_TAIL = 1_000
-
-
-def map_size_for(quota_bytes: int) -> int:
-    """The LMDB map size for a quota: the quota plus room for deletes and compaction beyond it."""
-    return quota_bytes + max(quota_bytes // 8, 64 * 1024 * 1024)
 
 
 def db_path(data_dir: str | os.PathLike[str]) -> Path:
@@ -254,7 +249,7 @@ class LmdbBackend:
         return lmdb.open(
             str(path),
             subdir=False,
-            map_size=map_size_for(self._quota_bytes),
+            map_size=hard_limit_bytes(self._quota_bytes),
             max_dbs=MAX_BUCKETS,
             max_readers=MAX_READERS,
             readonly=self._read_only,

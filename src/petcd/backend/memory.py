@@ -9,7 +9,7 @@ that has to be fast.
 
 Sizes: ``size_in_use_bytes`` counts keys and values plus a fixed per-pair overhead; ``size_bytes`` is
 its high-water mark (like a file that only grows), which ``defrag`` brings back down. A commit whose
-in-use size would exceed the quota raises ``BackendQuotaExceeded`` and writes nothing.
+in-use size would exceed ``hard_limit_bytes(quota)`` raises ``BackendQuotaExceeded`` and writes nothing.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
-from petcd.backend import MAX_KEY_BYTES, Backend, snapshot
+from petcd.backend import MAX_KEY_BYTES, Backend, hard_limit_bytes, snapshot
 from petcd.errors import BackendQuotaExceeded
 
 DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024
@@ -161,7 +161,7 @@ class MemoryBackend:
             yield txn
             buckets = txn.result()
             used = sum(b.used for b in buckets.values())
-            if used > self._quota_bytes:
+            if used > hard_limit_bytes(self._quota_bytes):
                 raise BackendQuotaExceeded()
             self._buckets = buckets
             self._size_bytes = max(self._size_bytes, used)

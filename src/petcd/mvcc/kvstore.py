@@ -1,0 +1,967 @@
+"""The MVCC key-value store: etcd's multi-version key space on the Backend port.
+
+Every change makes a new store-wide *revision*; old revisions stay readable until compacted. Unlike
+etcd, which keeps its key index (key -> generations of revisions) in memory and rebuilds it on start,
+petcd keeps everything a range needs in the backend, so that a range at any kept revision needs
+nothing but one read transaction (DESIGN.md, "Scaling past one core"): another process can open the
+same LMDB environment read-only and answer ranges, and opening a store of any size is instant.
+
+Buckets
+-------
+``key_index``  ``ikey(key) + inv_rev(main, sub)`` -> ``tag + mvccpb.KeyValue bytes``
+    One entry per version of a key. ``ikey`` is the order-preserving, prefix-free image of the key
+    (``petcd.mvcc.keys``; keys up to 1.5 MiB fit under LMDB's 511-byte limit), and the inverted
+    revision sorts the versions of a key newest first. ``tag`` is ``p`` for a put and ``t`` for a
+    tombstone (a delete, stored as ``KeyValue{key}`` like etcd's). The value is the ``KeyValue`` as
+    etcd marshals it, so a range splices it into the response as it is.
+``rev``        ``rev_bytes(main, sub)`` (etcd's 17-byte revision) -> ``tag + ikey``
+    The history in revision order: it points back into ``key_index``. Watchers catching up, HashKV and
+    compaction walk it.
+``meta``       the backend's ``consistent_index``/``term``, and the store's ``current_rev``,
+    ``compact_rev`` (scheduled: reads below it are refused), ``finished_compact_rev``,
+    ``compact_cursor`` (progress of the batched compaction) and ``alarm_nospace``.
+
+A *generation* of a key (etcd's term: from a create to its tombstone) is visible in the versions'
+``create_revision`` and ``version`` fields: a put after a tombstone starts a new generation with
+``version = 1`` and ``create_revision = mod_revision``.
+
+Reading at revision R: for each ikey in the range, the first entry at or after ``ikey + inv(R)`` is
+the newest version at or before R; if it is a tombstone the key does not exist at R. The walk skips
+the newer versions and the older ones of each key (by stepping, and by seeking past a long run).
+
+Writes
+------
+``with store.write() as w:`` opens one backend write transaction; ``w.backend`` is that transaction,
+for the server's other stores and for ``put_consistent_index``. ``store.put/delete_range/txn/compact
+(..., w=w)`` each take one revision (a read-only txn and a delete that matches nothing take none), so
+the server applies a whole Ready's committed entries in one backend commit. When the ``with`` block
+commits, and only then, the store
+
+1. calls ``lease_hooks.detach/attach`` for every lease change, in order, and
+2. calls the *event sink* (``store.set_event_sink(fn)``) once per revision, in revision order:
+   ``fn(revision, events)`` with ``events`` a list of ``mvccpb.Event`` in the order of the changes
+   (``kv`` as stored; for a DELETE, ``kv`` is ``{key, mod_revision}``; ``prev_kv`` set when the key
+   existed before). The watchable store feeds its synced watchers from this.
+
+If the block raises, nothing is written and nothing is announced. The methods without ``w`` open
+their own write transaction.
+
+History for unsynced watchers: ``store.events(start_rev, end_rev, prev_kv=...)`` returns
+``[(revision, [Event, ...]), ...]`` for ``start_rev <= revision < end_rev`` from one read transaction,
+raising ``Compacted`` if ``start_rev`` is below the compaction point. ``store.revisions()`` gives
+``(current_rev, compact_rev)`` of one read transaction.
+
+Compaction
+----------
+``compact(rev)`` checks the revision, records ``compact_rev`` (from then on reads below it get
+``Compacted``) and resets the cursor; the removal runs in bounded batches
+(``compact_batch(w, limit)``, 1000 revisions by default as etcd's ``--compaction-batch-limit``), each in
+its own write transaction between applies, so a compaction of millions of revisions never holds the
+writer for long. For each history entry at or below ``rev``, the entry is removed (from both buckets)
+if a newer version of its key at or below ``rev`` exists, or if it is a tombstone; otherwise it is the
+version reads at ``rev`` need and stays. ``compact(rev, physical=True)`` (or ``finish_compaction()``)
+runs the batches to the end. A compaction interrupted by a crash resumes from ``compact_cursor``.
+
+Hash and HashKV
+---------------
+``hash_kv(rev)`` is etcd's: CRC-32C (Castagnoli) of ``b"key"`` followed by, for each history entry
+up to ``rev`` in revision order, its 17-byte revision (plus ``t`` for a tombstone) and its stored
+``KeyValue`` bytes, skipping entries at or below the compaction point that are not the newest
+non-tombstone version of their key at ``rev``. It depends only on the history and the compaction
+point, not on how far the physical compaction has got, so members with the same history agree (and
+agree with etcd's numbers for the same history). ``hash()`` covers both buckets whole (etcd's
+Maintenance.Hash is the whole database; it depends on the physical state).
+
+Quota
+-----
+Like etcd's quota applier: a put or a txn with puts is refused with ``NoSpace`` when the NOSPACE alarm
+is raised, or when ``backend.size_bytes() + cost > quota`` (cost = 256 + key + value per put), which
+also raises the alarm. Reads, deletes, read-only and delete-only txns, and compaction still go through.
+``disarm_nospace()`` lowers it (after a compaction and defrag, as with etcd).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol, TypeVar
+
+from petcd.backend import META_BUCKET, Backend, ReadTxn, WriteTxn
+from petcd.errors import (
+    Compacted,
+    DuplicateKey,
+    FutureRevision,
+    KeyNotFound,
+    KeyNotProvided,
+    LeaseProvided,
+    NoSpace,
+    TooManyOps,
+    ValueProvided,
+)
+from petcd.mvcc import keys
+from petcd.mvcc.crc import crc32c
+from petcd.mvcc.types import (
+    CMP_CREATE,
+    CMP_EQUAL,
+    CMP_GREATER,
+    CMP_LEASE,
+    CMP_LESS,
+    CMP_MOD,
+    CMP_NOT_EQUAL,
+    CMP_VALUE,
+    CMP_VERSION,
+    SORT_DESCEND,
+    SORT_NONE,
+    TARGET_CREATE,
+    TARGET_KEY,
+    TARGET_MOD,
+    TARGET_VALUE,
+    TARGET_VERSION,
+    CompactResult,
+    CompareLike,
+    DeleteRangeRequestLike,
+    DeleteRangeResult,
+    HashKVResult,
+    PutRequestLike,
+    PutResult,
+    RangeRequestLike,
+    RangeResult,
+    RequestOpLike,
+    TxnRequestLike,
+    TxnResult,
+)
+from petcd.pb.mvccpb.kv_pb2 import Event, KeyValue
+
+INDEX_BUCKET = "key_index"
+HISTORY_BUCKET = "rev"
+
+CURRENT_REV_KEY = b"current_rev"
+COMPACT_REV_KEY = b"compact_rev"
+FINISHED_COMPACT_REV_KEY = b"finished_compact_rev"
+COMPACT_CURSOR_KEY = b"compact_cursor"
+NOSPACE_KEY = b"alarm_nospace"
+
+TAG_PUT = 0x70  # b"p"
+TAG_TOMBSTONE = 0x74  # b"t"
+_PUT = b"p"
+_TOMB = b"t"
+
+DEFAULT_MAX_TXN_OPS = 128
+DEFAULT_COMPACTION_BATCH = 1000
+KV_OVERHEAD_BYTES = 256  # etcd's quota estimate of a key's metadata
+_SEEK_AFTER_SKIPS = 8
+_U64 = struct.Struct(">Q")
+_INV = keys.INV_REV_BYTES
+
+EventSink = Callable[[int, list[Event]], None]
+_T = TypeVar("_T")
+
+
+class LeaseHooks(Protocol):
+    """What the store needs from the lessor."""
+
+    def check_lease(self, lease_id: int) -> None:
+        """Raise the lessor's not-found error if ``lease_id`` does not exist."""
+        ...
+
+    def attach(self, lease_id: int, key: bytes) -> None: ...
+
+    def detach(self, lease_id: int, key: bytes) -> None: ...
+
+
+def _u64(raw: bytes | None) -> int:
+    return _U64.unpack(raw)[0] if raw is not None else 0
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def _walk(txn: ReadTxn, key: bytes, end: bytes, at_rev: int) -> Iterator[bytes]:
+    """Stored KeyValue bytes of the keys live at ``at_rev`` in the range, in key order."""
+    if not end:
+        raw = _get(txn, key, at_rev)
+        if raw is not None:
+            yield raw
+        return
+    lo = keys.lower_bound(key)
+    hi = None if end == b"\x00" else keys.upper_bound(end)
+    if hi is not None and hi <= lo:
+        return
+    threshold = keys.inv_main_bytes(at_rev)
+    group: list[tuple[bytes, bytes]] = []
+    group_of = b""
+    decided = b""  # the ikey whose version at at_rev has been found
+    skips = 0
+    it = txn.range(INDEX_BUCKET, lo, hi)
+    while True:
+        restart: bytes | None = None
+        for k, v in it:
+            ik = k[:-_INV]
+            if ik == decided or k[-_INV : -_INV + 8] < threshold:
+                # an older version of a key already decided, or a version newer than at_rev
+                skips += 1
+                if skips >= _SEEK_AFTER_SKIPS:
+                    skips = 0
+                    suffix = keys.AFTER_ALL_VERSIONS if ik == decided else keys.at_or_before(at_rev)
+                    restart = ik + suffix
+                    break
+                continue
+            skips = 0
+            decided = ik
+            if v[0] != TAG_PUT:
+                continue
+            if keys.is_group_ikey(ik):
+                g = keys.ikey_group(ik)
+                if g != group_of:
+                    yield from _flush(group, key, end)
+                    group_of = g
+                group.append((KeyValue.FromString(v[1:]).key, v[1:]))
+                continue
+            if group:
+                yield from _flush(group, key, end)
+                group_of = b""
+            yield v[1:]
+        if restart is None:
+            break
+        it = txn.range(INDEX_BUCKET, restart, hi)
+    yield from _flush(group, key, end)
+
+
+def _flush(group: list[tuple[bytes, bytes]], key: bytes, end: bytes) -> Iterator[bytes]:
+    """A group of long keys (see ``petcd.mvcc.keys``), in key order, cut to ``[key, end)``."""
+    if not group:
+        return
+    group.sort(key=lambda item: item[0])
+    for user_key, raw in group:
+        if user_key >= key and (end == b"\x00" or user_key < end):
+            yield raw
+    group.clear()
+
+
+def _get(txn: ReadTxn, key: bytes, at_rev: int) -> bytes | None:
+    """The stored KeyValue of ``key`` at ``at_rev``, or None if it did not exist then."""
+    ik = keys.ikey(key)
+    hit = txn.seek(INDEX_BUCKET, ik + keys.at_or_before(at_rev))
+    if hit is None or hit[0][:-_INV] != ik or hit[1][0] != TAG_PUT:
+        return None
+    raw = hit[1][1:]
+    if not keys.is_short(key) and KeyValue.FromString(raw).key != key:
+        raise AssertionError(f"ikey hash collision for a key of {len(key)} bytes")
+    return raw
+
+
+def _range(txn: ReadTxn, req: RangeRequestLike, current_rev: int, compact_rev: int) -> RangeResult:
+    if not req.key:
+        raise KeyNotProvided()
+    at_rev = req.revision if req.revision > 0 else current_rev
+    if at_rev > current_rev:
+        raise FutureRevision()
+    if at_rev < compact_rev:
+        raise Compacted()
+    filters = (
+        req.min_mod_revision or req.max_mod_revision or req.min_create_revision or req.max_create_revision
+    )
+    fetch = req.limit if req.sort_order == SORT_NONE and not filters else 0
+    if fetch > 0:
+        fetch += 1  # one more, to know whether there are more
+    raws: list[bytes] = []
+    count = 0
+    for raw in _walk(txn, req.key, req.range_end, at_rev):
+        count += 1
+        if not req.count_only and (fetch <= 0 or len(raws) < fetch):
+            raws.append(raw)
+    more = False
+    sort_order = req.sort_order
+    if req.sort_target != TARGET_KEY and sort_order == SORT_NONE:
+        sort_order = 1  # ASCEND: ranges come out by key, other targets need sorting
+    needs_parse = filters or (sort_order != SORT_NONE and req.sort_target != TARGET_KEY) or req.keys_only
+    if needs_parse and raws:
+        kvs = [KeyValue.FromString(r) for r in raws]
+        pairs = list(zip(kvs, raws, strict=True))
+        if req.max_mod_revision:
+            pairs = [p for p in pairs if p[0].mod_revision <= req.max_mod_revision]
+        if req.min_mod_revision:
+            pairs = [p for p in pairs if p[0].mod_revision >= req.min_mod_revision]
+        if req.max_create_revision:
+            pairs = [p for p in pairs if p[0].create_revision <= req.max_create_revision]
+        if req.min_create_revision:
+            pairs = [p for p in pairs if p[0].create_revision >= req.min_create_revision]
+        if sort_order != SORT_NONE and req.sort_target != TARGET_KEY:
+            pairs.sort(key=_sort_key(req.sort_target), reverse=sort_order == SORT_DESCEND)
+        elif sort_order == SORT_DESCEND:
+            pairs.reverse()
+        if req.keys_only:
+            out = []
+            for kv, _ in pairs:
+                kv.ClearField("value")
+                out.append(kv.SerializeToString())
+            raws = out
+        else:
+            raws = [raw for _, raw in pairs]
+    elif sort_order == SORT_DESCEND:
+        raws.reverse()
+    if req.limit > 0 and len(raws) > req.limit:
+        del raws[req.limit :]
+        more = True
+    return RangeResult(kvs=raws, count=count, more=more, revision=current_rev)
+
+
+def _sort_key(target: int) -> Callable[[tuple[KeyValue, bytes]], Any]:
+    if target == TARGET_VERSION:
+        return lambda p: p[0].version
+    if target == TARGET_CREATE:
+        return lambda p: p[0].create_revision
+    if target == TARGET_MOD:
+        return lambda p: p[0].mod_revision
+    if target == TARGET_VALUE:
+        return lambda p: p[0].value
+    return lambda p: p[0].key
+
+
+def _compare(txn: ReadTxn, c: CompareLike, at_rev: int) -> bool:
+    end = c.range_end
+    found = [KeyValue.FromString(raw) for raw in _walk(txn, c.key, end, at_rev)]
+    if not found:
+        if c.target == CMP_VALUE:
+            # etcd: comparing the value of a missing key always fails (no way to say "no value")
+            return False
+        found = [KeyValue()]
+    return all(_compare_kv(c, kv) for kv in found)
+
+
+def _compare_kv(c: CompareLike, kv: KeyValue) -> bool:
+    result: int
+    if c.target == CMP_VALUE:
+        result = (kv.value > c.value) - (kv.value < c.value)
+    else:
+        ours, theirs = {
+            CMP_VERSION: (kv.version, c.version),
+            CMP_CREATE: (kv.create_revision, c.create_revision),
+            CMP_MOD: (kv.mod_revision, c.mod_revision),
+            CMP_LEASE: (kv.lease, c.lease),
+        }.get(c.target, (0, 0))
+        result = (ours > theirs) - (ours < theirs)
+    if c.result == CMP_EQUAL:
+        return result == 0
+    if c.result == CMP_NOT_EQUAL:
+        return result != 0
+    if c.result == CMP_GREATER:
+        return result > 0
+    if c.result == CMP_LESS:
+        return result < 0
+    return True
+
+
+# -- request checks (etcd's v3rpc checks and apply checks) -----------------------------------------
+
+
+def check_put(req: PutRequestLike) -> None:
+    """etcd's checkPutRequest (done before proposing)."""
+    if not req.key:
+        raise KeyNotProvided()
+    if req.ignore_value and req.value:
+        raise ValueProvided()
+    if req.ignore_lease and req.lease:
+        raise LeaseProvided()
+
+
+def check_txn(req: TxnRequestLike, max_txn_ops: int = DEFAULT_MAX_TXN_OPS) -> None:
+    """etcd's checkTxnRequest plus checkIntervals: sizes, keys given, no key written twice."""
+    _check_txn_sizes(req, max_txn_ops)
+    _check_intervals(req.success)
+    _check_intervals(req.failure)
+
+
+def _check_txn_sizes(req: TxnRequestLike, max_txn_ops: int) -> None:
+    if len(req.compare) > max_txn_ops or len(req.success) > max_txn_ops or len(req.failure) > max_txn_ops:
+        raise TooManyOps()
+    for c in req.compare:
+        if not c.key:
+            raise KeyNotProvided()
+    for op in (*req.success, *req.failure):
+        kind = op.WhichOneof("request")
+        if kind == "request_range":
+            if not op.request_range.key:
+                raise KeyNotProvided()
+        elif kind == "request_put":
+            check_put(op.request_put)
+        elif kind == "request_delete_range":
+            if not op.request_delete_range.key:
+                raise KeyNotProvided()
+        elif kind == "request_txn":
+            _check_txn_sizes(op.request_txn, max_txn_ops)
+
+
+def _in_dels(dels: list[tuple[bytes, bytes]], k: bytes) -> bool:
+    # etcd's affine intervals: [key, end) with a non-empty end, or the point key
+    return any((k == lo) if not hi else (lo <= k < hi) for lo, hi in dels)
+
+
+def _check_intervals(ops: Sequence[RequestOpLike]) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
+    dels: list[tuple[bytes, bytes]] = []
+    for op in ops:
+        if op.WhichOneof("request") == "request_delete_range":
+            d = op.request_delete_range
+            dels.append((d.key, d.range_end))
+    puts: set[bytes] = set()
+    for op in ops:
+        if op.WhichOneof("request") != "request_txn":
+            continue
+        puts_then, dels_then = _check_intervals(op.request_txn.success)
+        puts_else, dels_else = _check_intervals(op.request_txn.failure)
+        for k in puts_then:
+            if k in puts or _in_dels(dels, k):
+                raise DuplicateKey()
+            puts.add(k)
+        for k in puts_else:
+            if (k in puts and k not in puts_then) or _in_dels(dels, k):
+                raise DuplicateKey()
+            puts.add(k)
+        dels.extend(dels_then)
+        dels.extend(dels_else)
+    for op in ops:
+        if op.WhichOneof("request") != "request_put":
+            continue
+        k = op.request_put.key
+        if k in puts or _in_dels(dels, k):
+            raise DuplicateKey()
+        puts.add(k)
+    return puts, dels
+
+
+def put_cost(req: PutRequestLike) -> int:
+    return KV_OVERHEAD_BYTES + len(req.key) + len(req.value)
+
+
+def txn_cost(req: TxnRequestLike) -> int:
+    def branch(ops: Sequence[RequestOpLike]) -> int:
+        total = 0
+        for op in ops:
+            kind = op.WhichOneof("request")
+            if kind == "request_put":
+                total += put_cost(op.request_put)
+            elif kind == "request_txn":
+                total += txn_cost(op.request_txn)
+        return total
+
+    return max(branch(req.success), branch(req.failure))
+
+
+def _is_write(ops: Sequence[RequestOpLike]) -> bool:
+    for op in ops:
+        kind = op.WhichOneof("request")
+        if kind in ("request_put", "request_delete_range"):
+            return True
+        if kind == "request_txn" and (_is_write(op.request_txn.success) or _is_write(op.request_txn.failure)):
+            return True
+    return False
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+class StoreWrite:
+    """One backend write transaction of the store (see "Writes" in the module docstring)."""
+
+    def __init__(self, store: KVStore, backend_txn: WriteTxn) -> None:
+        self.store = store
+        self.backend = backend_txn
+        # Invariant: rev is the store's revision inside this transaction (>= store.current_rev).
+        self.rev = store._current_rev
+        self.compact_rev = store._compact_rev
+        self.nospace = store._nospace
+        self.announce: list[tuple[int, list[Event]]] = []
+        self.lease_changes: list[tuple[bool, int, bytes]] = []  # (attach?, lease, key)
+        # the revision being built by the current operation, and its changes so far
+        self._main = 0
+        self._events: list[Event] = []
+
+    # one revision per request --------------------------------------------------------------------
+
+    def _begin(self) -> None:
+        self._main = self.rev + 1
+        self._events = []
+
+    def _end(self) -> int:
+        if self._events:
+            self.rev = self._main
+            self.backend.put(META_BUCKET, CURRENT_REV_KEY, _U64.pack(self.rev))
+            self.announce.append((self.rev, self._events))
+        self._events = []
+        return self.rev
+
+    def _put(self, key: bytes, value: bytes, lease: int) -> bytes | None:
+        """Write a new version of ``key``; the previous stored KeyValue if the key existed."""
+        main, sub = self._main, len(self._events)
+        ik = keys.ikey(key)
+        prev_raw = _get(self.backend, key, main)
+        kv = KeyValue(key=key, mod_revision=main, value=value, lease=lease)
+        prev: KeyValue | None = None
+        if prev_raw is not None:
+            prev = KeyValue.FromString(prev_raw)
+            kv.create_revision = prev.create_revision
+            kv.version = prev.version + 1
+            if prev.lease:
+                self.lease_changes.append((False, prev.lease, key))
+        else:
+            kv.create_revision = main
+            kv.version = 1
+        if lease:
+            self.lease_changes.append((True, lease, key))
+        raw = kv.SerializeToString()
+        self.backend.put(INDEX_BUCKET, ik + keys.inv_rev_bytes(main, sub), _PUT + raw)
+        self.backend.put(HISTORY_BUCKET, keys.rev_bytes(main, sub), _PUT + ik)
+        event = Event(type=Event.PUT, kv=kv)
+        if prev is not None:
+            event.prev_kv.CopyFrom(prev)
+        self._events.append(event)
+        return prev_raw
+
+    def _delete(self, key: bytes, end: bytes) -> list[bytes]:
+        """Tombstone every live key in the range; their stored KeyValues before the delete."""
+        main = self._main
+        found = list(_walk(self.backend, key, end, main))
+        for raw in found:
+            prev = KeyValue.FromString(raw)
+            sub = len(self._events)
+            ik = keys.ikey(prev.key)
+            tomb = KeyValue(key=prev.key)
+            self.backend.put(
+                INDEX_BUCKET, ik + keys.inv_rev_bytes(main, sub), _TOMB + tomb.SerializeToString()
+            )
+            self.backend.put(HISTORY_BUCKET, keys.rev_bytes(main, sub), _TOMB + ik)
+            if prev.lease:
+                self.lease_changes.append((False, prev.lease, prev.key))
+            tomb.mod_revision = main
+            self._events.append(Event(type=Event.DELETE, kv=tomb, prev_kv=prev))
+        return found
+
+    # requests -----------------------------------------------------------------------------------
+
+    def _check_quota(self, cost: int) -> None:
+        if self.nospace:
+            raise NoSpace()
+        backend = self.store.backend
+        if backend.size_bytes() + cost > backend.quota_bytes:
+            # Raise the alarm in this transaction: it is kept if the caller goes on and commits.
+            self.nospace = True
+            self.backend.put(META_BUCKET, NOSPACE_KEY, b"1")
+            raise NoSpace()
+
+    def _check_put_applies(self, req: PutRequestLike, at_rev: int) -> None:
+        """etcd's checkPut: ignore_* need the key; a lease must exist."""
+        if (req.ignore_value or req.ignore_lease) and _get(self.backend, req.key, at_rev) is None:
+            raise KeyNotFound()
+        if req.lease and self.store.lease_hooks is not None:
+            self.store.lease_hooks.check_lease(req.lease)
+
+    def put(self, req: PutRequestLike) -> PutResult:
+        check_put(req)
+        self._check_quota(put_cost(req))
+        self._check_put_applies(req, self.rev)
+        self._begin()
+        result = self._apply_put(req)
+        result.revision = self._end()
+        return result
+
+    def _apply_put(self, req: PutRequestLike) -> PutResult:
+        value, lease = req.value, req.lease
+        if req.ignore_value or req.ignore_lease:
+            current = _get(self.backend, req.key, self._main)
+            if current is None:
+                raise KeyNotFound()
+            prev = KeyValue.FromString(current)
+            if req.ignore_value:
+                value = prev.value
+            if req.ignore_lease:
+                lease = prev.lease
+        prev_raw = self._put(req.key, value, lease)
+        return PutResult(revision=self._main, prev_kv=prev_raw if req.prev_kv else None)
+
+    def delete_range(self, req: DeleteRangeRequestLike) -> DeleteRangeResult:
+        if not req.key:
+            raise KeyNotProvided()
+        self._begin()
+        result = self._apply_delete(req)
+        result.revision = self._end()
+        return result
+
+    def _apply_delete(self, req: DeleteRangeRequestLike) -> DeleteRangeResult:
+        found = self._delete(req.key, req.range_end)
+        revision = self._main if self._events else self.rev
+        return DeleteRangeResult(revision=revision, deleted=len(found), prev_kvs=found if req.prev_kv else [])
+
+    def range(self, req: RangeRequestLike) -> RangeResult:
+        return _range(self.backend, req, self.rev, self.compact_rev)
+
+    def txn(self, req: TxnRequestLike) -> TxnResult:
+        check_txn(req, self.store.max_txn_ops)
+        path = self._path(req)
+        ops = req.success if path[0] else req.failure
+        chosen = self._chosen_ops(req, path)
+        if any(op.WhichOneof("request") == "request_put" for op in chosen):
+            self._check_quota(txn_cost(req))
+        for op in chosen:
+            kind = op.WhichOneof("request")
+            if kind == "request_put":
+                self._check_put_applies(op.request_put, self.rev)
+            elif kind == "request_range":
+                r = op.request_range.revision
+                if r > self.rev:
+                    raise FutureRevision()
+                if 0 < r < self.compact_rev:
+                    raise Compacted()
+        self._begin()
+        result = self._apply_txn(req, ops, path, 0)[0]
+        self._end()
+        result.revision = self.rev
+        return result
+
+    def _path(self, req: TxnRequestLike) -> list[bool]:
+        """etcd's compareToPath: every compare, nested ones too, against the state before the txn."""
+        ok = all(_compare(self.backend, c, self.rev) for c in req.compare)
+        path = [ok]
+        for op in req.success if ok else req.failure:
+            if op.WhichOneof("request") == "request_txn":
+                path.extend(self._path(op.request_txn))
+        return path
+
+    def _chosen_ops(self, req: TxnRequestLike, path: list[bool]) -> list[RequestOpLike]:
+        out: list[RequestOpLike] = []
+
+        def visit(r: TxnRequestLike, i: int) -> int:
+            ops = r.success if path[i] else r.failure
+            i += 1
+            for op in ops:
+                if op.WhichOneof("request") == "request_txn":
+                    i = visit(op.request_txn, i)
+                else:
+                    out.append(op)
+            return i
+
+        visit(req, 0)
+        return out
+
+    def _apply_txn(
+        self, req: TxnRequestLike, ops: Sequence[RequestOpLike], path: list[bool], i: int
+    ) -> tuple[TxnResult, int]:
+        result = TxnResult(revision=0, succeeded=path[i])
+        i += 1
+        for op in ops:
+            kind = op.WhichOneof("request")
+            if kind == "request_range":
+                # reads inside a txn see its earlier writes
+                result.responses.append(
+                    _range(self.backend, op.request_range, self._main if self._events else self.rev, 0)
+                )
+            elif kind == "request_put":
+                result.responses.append(self._apply_put(op.request_put))
+            elif kind == "request_delete_range":
+                result.responses.append(self._apply_delete(op.request_delete_range))
+            elif kind == "request_txn":
+                nested = op.request_txn
+                sub, i = self._apply_txn(nested, nested.success if path[i] else nested.failure, path, i)
+                result.responses.append(sub)
+        return result, i
+
+    def compact(self, rev: int) -> CompactResult:
+        if rev <= self.compact_rev:
+            raise Compacted()
+        if rev > self.rev:
+            raise FutureRevision()
+        self.compact_rev = rev
+        self.backend.put(META_BUCKET, COMPACT_REV_KEY, _U64.pack(rev))
+        self.backend.put(META_BUCKET, COMPACT_CURSOR_KEY, keys.rev_bytes(0, 0))
+        return CompactResult(revision=self.rev)
+
+    def compact_batch(self, limit: int = DEFAULT_COMPACTION_BATCH) -> bool:
+        """Remove what the scheduled compaction allows, up to ``limit`` history entries; True when done."""
+        target = self.compact_rev
+        txn = self.backend
+        finished = _u64(txn.get(META_BUCKET, FINISHED_COMPACT_REV_KEY))
+        if finished >= target:
+            return True
+        cursor = txn.get(META_BUCKET, COMPACT_CURSOR_KEY) or keys.rev_bytes(0, 0)
+        end = keys.rev_bytes(target + 1, 0)
+        batch = list(_take(txn.range(HISTORY_BUCKET, cursor, end), limit))
+        for rk, v in batch:
+            main, sub = keys.parse_rev(rk)
+            ik = v[1:]
+            index_key = ik + keys.inv_rev_bytes(main, sub)
+            newer = txn.seek_before(INDEX_BUCKET, index_key)
+            superseded = (
+                newer is not None and newer[0][:-_INV] == ik and keys.parse_inv_rev(newer[0])[0] <= target
+            )
+            if superseded or v[0] == TAG_TOMBSTONE:
+                txn.delete(INDEX_BUCKET, index_key)
+                txn.delete(HISTORY_BUCKET, rk)
+        if len(batch) < limit:
+            txn.put(META_BUCKET, FINISHED_COMPACT_REV_KEY, _U64.pack(target))
+            txn.delete(META_BUCKET, COMPACT_CURSOR_KEY)
+            return True
+        last_main, last_sub = keys.parse_rev(batch[-1][0])
+        txn.put(META_BUCKET, COMPACT_CURSOR_KEY, keys.rev_bytes(last_main, last_sub + 1))
+        return False
+
+
+def _take(it: Iterator[tuple[bytes, bytes]], n: int) -> Iterator[tuple[bytes, bytes]]:
+    for i, item in enumerate(it):
+        if i >= n:
+            return
+        yield item
+
+
+# -- the store ---------------------------------------------------------------------------------------
+
+
+class KVStore:
+    """etcd's MVCC store on a Backend (see the module docstring)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        max_txn_ops: int = DEFAULT_MAX_TXN_OPS,
+        lease_hooks: LeaseHooks | None = None,
+    ) -> None:
+        self.backend = backend
+        self.max_txn_ops = max_txn_ops
+        self.lease_hooks = lease_hooks
+        self._sink: EventSink | None = None
+        if not backend.read_only:
+            for bucket in (INDEX_BUCKET, HISTORY_BUCKET, META_BUCKET):
+                backend.create_bucket(bucket)
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read the revisions and alarm from the backend (after opening, or a backend restore)."""
+        with self.backend.read_txn() as txn:
+            self._current_rev = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
+            self._compact_rev = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            self._nospace = txn.get(META_BUCKET, NOSPACE_KEY) is not None
+
+    def set_event_sink(self, sink: EventSink | None) -> None:
+        """``sink(revision, events)`` is called after each commit, once per revision, in order."""
+        self._sink = sink
+
+    # -- state ----------------------------------------------------------------------------------
+
+    @property
+    def current_rev(self) -> int:
+        """The revision of the last committed change, as this process last wrote or loaded it."""
+        return self._current_rev
+
+    @property
+    def compact_rev(self) -> int:
+        return self._compact_rev
+
+    @property
+    def nospace(self) -> bool:
+        return self._nospace
+
+    def revisions(self) -> tuple[int, int]:
+        """``(current_rev, compact_rev)`` as committed (reads the backend: right in any process)."""
+        with self.backend.read_txn() as txn:
+            return _u64(txn.get(META_BUCKET, CURRENT_REV_KEY)), _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def range(self, req: RangeRequestLike) -> RangeResult:
+        with self.backend.read_txn() as txn:
+            current = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
+            compact = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            return _range(txn, req, current, compact)
+
+    def events(
+        self, start_rev: int, end_rev: int | None = None, *, prev_kv: bool = False
+    ) -> list[tuple[int, list[Event]]]:
+        """The changes of revisions ``start_rev <= rev < end_rev`` (None: to the current one)."""
+        out: list[tuple[int, list[Event]]] = []
+        with self.backend.read_txn() as txn:
+            compact = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            if start_rev < compact:
+                raise Compacted()
+            stop = keys.rev_bytes(end_rev, 0) if end_rev is not None else None
+            for rk, v in txn.range(HISTORY_BUCKET, keys.rev_bytes(max(start_rev, 1), 0), stop):
+                main, sub = keys.parse_rev(rk)
+                ik = v[1:]
+                index_key = ik + keys.inv_rev_bytes(main, sub)
+                stored = txn.get(INDEX_BUCKET, index_key)
+                if stored is None:
+                    raise AssertionError(f"history entry {main}.{sub} has no index entry")
+                kv = KeyValue.FromString(stored[1:])
+                if v[0] == TAG_TOMBSTONE:
+                    kv.mod_revision = main
+                    event = Event(type=Event.DELETE, kv=kv)
+                else:
+                    event = Event(type=Event.PUT, kv=kv)
+                if prev_kv:
+                    older = txn.seek(INDEX_BUCKET, index_key + b"\x00")
+                    if older is not None and older[0][:-_INV] == ik and older[1][0] == TAG_PUT:
+                        event.prev_kv.ParseFromString(older[1][1:])
+                if out and out[-1][0] == main:
+                    out[-1][1].append(event)
+                else:
+                    out.append((main, [event]))
+        return out
+
+    def iter_leased_keys(self) -> Iterator[tuple[int, bytes]]:
+        """``(lease, key)`` of every live key attached to a lease (for the lessor's recovery)."""
+        with self.backend.read_txn() as txn:
+            current = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
+            for raw in _walk(txn, b"\x00", b"\x00", current):
+                kv = KeyValue.FromString(raw)
+                if kv.lease:
+                    yield kv.lease, kv.key
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[StoreWrite]:
+        """One backend write transaction; announces its changes after it commits."""
+        with self.backend.write_txn() as btxn:
+            w = StoreWrite(self, btxn)
+            yield w
+        self._current_rev = w.rev
+        self._compact_rev = w.compact_rev
+        self._nospace = w.nospace
+        if self.lease_hooks is not None:
+            for attach, lease, key in w.lease_changes:
+                if attach:
+                    self.lease_hooks.attach(lease, key)
+                else:
+                    self.lease_hooks.detach(lease, key)
+        if self._sink is not None:
+            for rev, evs in w.announce:
+                self._sink(rev, evs)
+
+    def _run(self, w: StoreWrite | None, fn: Callable[[StoreWrite], _T]) -> _T:
+        if w is not None:
+            return fn(w)
+        try:
+            with self.write() as own:
+                return fn(own)
+        except NoSpace:
+            if own.nospace and not self._nospace:
+                # The write that found the store full was rolled back, and the alarm with it.
+                self.activate_nospace()
+            raise
+
+    def put(self, req: PutRequestLike, w: StoreWrite | None = None) -> PutResult:
+        return self._run(w, lambda w: w.put(req))
+
+    def delete_range(self, req: DeleteRangeRequestLike, w: StoreWrite | None = None) -> DeleteRangeResult:
+        return self._run(w, lambda w: w.delete_range(req))
+
+    def txn(self, req: TxnRequestLike, w: StoreWrite | None = None) -> TxnResult:
+        if not _is_write(req.success) and not _is_write(req.failure) and w is None:
+            with self.backend.read_txn() as txn:
+                current = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
+                compact = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+                return _ReadOnlyTxn(txn, current, compact, self.max_txn_ops).txn(req)
+        return self._run(w, lambda w: w.txn(req))
+
+    def compact(self, rev: int, *, physical: bool = False, w: StoreWrite | None = None) -> CompactResult:
+        result = self._run(w, lambda w: w.compact(rev))
+        if physical and w is None:
+            self.finish_compaction()
+        return result
+
+    def compaction_pending(self) -> bool:
+        with self.backend.read_txn() as txn:
+            return _u64(txn.get(META_BUCKET, FINISHED_COMPACT_REV_KEY)) < _u64(
+                txn.get(META_BUCKET, COMPACT_REV_KEY)
+            )
+
+    def compact_batch(self, limit: int = DEFAULT_COMPACTION_BATCH, w: StoreWrite | None = None) -> bool:
+        return self._run(w, lambda w: w.compact_batch(limit))
+
+    def finish_compaction(self, limit: int = DEFAULT_COMPACTION_BATCH) -> None:
+        while not self.compact_batch(limit):
+            pass
+
+    def activate_nospace(self, w: StoreWrite | None = None) -> None:
+        def do(w: StoreWrite) -> None:
+            w.nospace = True
+            w.backend.put(META_BUCKET, NOSPACE_KEY, b"1")
+
+        self._run(w, do)
+
+    def disarm_nospace(self, w: StoreWrite | None = None) -> None:
+        def do(w: StoreWrite) -> None:
+            w.nospace = False
+            w.backend.delete(META_BUCKET, NOSPACE_KEY)
+
+        self._run(w, do)
+
+    def quota_available(self, cost: int) -> bool:
+        """etcd's quota check, for the API layer to run before proposing."""
+        return not self._nospace and self.backend.size_bytes() + cost <= self.backend.quota_bytes
+
+    # -- hashes ---------------------------------------------------------------------------------
+
+    def hash_kv(self, rev: int = 0) -> HashKVResult:
+        with self.backend.read_txn() as txn:
+            current = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
+            compact = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            if rev > 0 and rev <= compact:
+                raise Compacted()
+            if rev > current:
+                raise FutureRevision()
+            at = rev if rev > 0 else current
+            # etcd keeps compacted-away entries out only when something is kept at all
+            keep_any = next(_walk(txn, b"\x00", b"\x00", at), None) is not None
+            h = crc32c(b"key", 0)
+            for rk, v in txn.range(HISTORY_BUCKET, keys.rev_bytes(0, 0), keys.rev_bytes(at + 1, 0)):
+                main, sub = keys.parse_rev(rk)
+                ik = v[1:]
+                index_key = ik + keys.inv_rev_bytes(main, sub)
+                if main <= compact and keep_any and not _kept(txn, ik, index_key, v[0], at):
+                    continue
+                stored = txn.get(INDEX_BUCKET, index_key)
+                if stored is None:
+                    raise AssertionError(f"history entry {main}.{sub} has no index entry")
+                h = crc32c(rk + (b"t" if v[0] == TAG_TOMBSTONE else b""), h)
+                h = crc32c(stored[1:], h)
+            return HashKVResult(hash=h, compact_revision=compact, hash_revision=at, revision=current)
+
+    def hash(self) -> int:
+        """CRC-32C over both MVCC buckets, names, keys and values (Maintenance.Hash)."""
+        with self.backend.read_txn() as txn:
+            h = 0
+            for bucket in (HISTORY_BUCKET, INDEX_BUCKET):
+                h = crc32c(bucket.encode(), h)
+                for k, v in txn.range(bucket, b"\x00", None):
+                    h = crc32c(v, crc32c(k, h))
+            return h
+
+
+def _kept(txn: ReadTxn, ik: bytes, index_key: bytes, tag: int, at: int) -> bool:
+    """etcd's keyIndex.keep: the newest version of the key at ``at``, unless it is a tombstone."""
+    if tag == TAG_TOMBSTONE:
+        return False
+    newer = txn.seek_before(INDEX_BUCKET, index_key)
+    return not (newer is not None and newer[0][:-_INV] == ik and keys.parse_inv_rev(newer[0])[0] <= at)
+
+
+class _ReadOnlyTxn:
+    """A txn without writes, on a read transaction (etcd serves these without the write lock)."""
+
+    def __init__(self, txn: ReadTxn, current: int, compact: int, max_txn_ops: int) -> None:
+        self._txn = txn
+        self._current = current
+        self._compact = compact
+        self._max_txn_ops = max_txn_ops
+
+    def txn(self, req: TxnRequestLike) -> TxnResult:
+        check_txn(req, self._max_txn_ops)
+        ok = all(_compare(self._txn, c, self._current) for c in req.compare)
+        result = TxnResult(revision=self._current, succeeded=ok)
+        for op in req.success if ok else req.failure:
+            kind = op.WhichOneof("request")
+            if kind == "request_range":
+                result.responses.append(_range(self._txn, op.request_range, self._current, self._compact))
+            elif kind == "request_txn":
+                result.responses.append(self.txn(op.request_txn))
+        return result
