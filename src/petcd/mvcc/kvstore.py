@@ -46,6 +46,10 @@ commits, and only then, the store
 If the block raises, nothing is written and nothing is announced. The methods without ``w`` open
 their own write transaction.
 
+The store also has the methods of the watchable store's ``HistoryStore`` protocol
+(``current_revision``, ``compact_revision``, ``history``, ``kv_at``); wire the two with
+``store.set_event_sink(lambda rev, evs: ws.notify(rev, [(e.type == Event.DELETE, e.kv) for e in evs]))``.
+
 History for unsynced watchers: ``store.events(start_rev, end_rev, prev_kv=...)`` returns
 ``[(revision, [Event, ...]), ...]`` for ``start_rev <= revision < end_rev`` from one read transaction,
 raising ``Compacted`` if ``start_rev`` is below the compaction point. ``store.revisions()`` gives
@@ -68,8 +72,10 @@ Hash and HashKV
 up to ``rev`` in revision order, its 17-byte revision (plus ``t`` for a tombstone) and its stored
 ``KeyValue`` bytes, skipping entries at or below the compaction point that are not the newest
 non-tombstone version of their key at ``rev``. It depends only on the history and the compaction
-point, not on how far the physical compaction has got, so members with the same history agree (and
-agree with etcd's numbers for the same history). ``hash()`` covers both buckets whole (etcd's
+point, not on how far the physical compaction has got, so members with the same history agree, and
+it gives etcd's numbers for the same history. One deliberate difference: etcd 3.4 stops skipping when
+*no* key is live at ``rev`` (``len(keep) == 0``), which makes its hash depend on the progress of the
+physical compaction; petcd always skips. ``hash()`` covers both buckets whole (etcd's
 Maintenance.Hash is the whole database; it depends on the physical state).
 
 Quota
@@ -806,6 +812,26 @@ class KVStore:
                     out.append((main, [event]))
         return out
 
+    # the watchable store's HistoryStore protocol (petcd.mvcc.watchable_store)
+
+    def current_revision(self) -> int:
+        return self._current_rev
+
+    def compact_revision(self) -> int:
+        return self._compact_rev
+
+    def history(self, min_rev: int, max_rev: int) -> Iterator[tuple[int, bool, KeyValue]]:
+        """``(main, is_delete, kv)`` of every change with ``min_rev <= main <= max_rev``, in order."""
+        for main, events in self.events(min_rev, max_rev + 1):
+            for ev in events:
+                yield main, ev.type == Event.DELETE, ev.kv
+
+    def kv_at(self, key: bytes, rev: int) -> KeyValue | None:
+        """The key's value at revision ``rev``, or None (no compaction check: for prev_kv)."""
+        with self.backend.read_txn() as txn:
+            raw = _get(txn, key, rev)
+        return KeyValue.FromString(raw) if raw is not None else None
+
     def iter_leased_keys(self) -> Iterator[tuple[int, bytes]]:
         """``(lease, key)`` of every live key attached to a lease (for the lessor's recovery)."""
         with self.backend.read_txn() as txn:
@@ -910,14 +936,12 @@ class KVStore:
             if rev > current:
                 raise FutureRevision()
             at = rev if rev > 0 else current
-            # etcd keeps compacted-away entries out only when something is kept at all
-            keep_any = next(_walk(txn, b"\x00", b"\x00", at), None) is not None
             h = crc32c(b"key", 0)
             for rk, v in txn.range(HISTORY_BUCKET, keys.rev_bytes(0, 0), keys.rev_bytes(at + 1, 0)):
                 main, sub = keys.parse_rev(rk)
                 ik = v[1:]
                 index_key = ik + keys.inv_rev_bytes(main, sub)
-                if main <= compact and keep_any and not _kept(txn, ik, index_key, v[0], at):
+                if main <= compact and not _kept(txn, ik, index_key, v[0], at):
                     continue
                 stored = txn.get(INDEX_BUCKET, index_key)
                 if stored is None:
