@@ -57,10 +57,10 @@ class FakeStore:
         self.rev += 1
         old = self.keys.get(key, 0)
         if old and old != lease_id:
-            self.lessor.detach(old, [key])
+            self.lessor.detach(old, key)
         self.keys[key] = lease_id
         if lease_id:
-            self.lessor.attach(lease_id, [key])
+            self.lessor.attach(lease_id, key)
 
     def txn(self) -> FakeDeleteTxn:
         return FakeDeleteTxn(self)
@@ -80,7 +80,7 @@ class FakeDeleteTxn:
         self.deleted.append(key)
         if lease_id and self.store.lessor is not None:
             # The real store detaches a deleted key from its lease, while the lease still exists.
-            self.store.lessor.detach(lease_id, [key])
+            self.store.lessor.detach(lease_id, key)
         return 1, self.store.rev + 1
 
     def end(self) -> None:
@@ -234,19 +234,23 @@ def test_attach_detach(clock: FakeClock) -> None:
     h = Harness(clock)
     h.lessor.grant(1, 10)
     h.lessor.grant(2, 10)
-    h.lessor.attach(1, [b"a", b"b"])
+    h.lessor.attach(1, b"a")
+    h.lessor.attach(1, b"b")
     assert h.lessor.lookup(1).sorted_keys() == [b"a", b"b"]  # type: ignore[union-attr]
-    h.lessor.detach(1, [b"a"])
+    h.lessor.detach(1, b"a")
     assert h.lessor.get_lease(b"a") == NO_LEASE
     assert h.lessor.get_lease(b"b") == 1
     # a key moves between leases: it belongs to the last one only
-    h.lessor.attach(2, [b"b"])
+    h.lessor.attach(2, b"b")
     assert h.lessor.get_lease(b"b") == 2
     assert h.lessor.lookup(1).sorted_keys() == []  # type: ignore[union-attr]
     with pytest.raises(LeaseNotFound):
-        h.lessor.attach(3, [b"x"])
+        h.lessor.attach(3, b"x")
     with pytest.raises(LeaseNotFound):
-        h.lessor.detach(3, [b"x"])
+        h.lessor.check_lease(3)
+    h.lessor.check_lease(2)
+    h.lessor.detach(3, b"b")  # a lease already revoked: ignored, and b stays with lease 2
+    assert h.lessor.get_lease(b"b") == 2
     assert h.lessor.get_lease(b"x") == NO_LEASE
 
 

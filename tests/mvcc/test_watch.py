@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from petcd.errors import Compacted
 from petcd.mvcc.watchable_store import WatchableStore
@@ -25,6 +26,7 @@ from petcd.mvcc.watcher import (
     FILTER_NOPUT,
     INVALID_WATCH_ID,
     PUT,
+    Event,
     KeyValue,
     WatcherDuplicateId,
     WatcherNotExist,
@@ -618,3 +620,155 @@ def test_watch_from_revision_replays_history(  # noqa: PLR0917
 
 def _op_index(kv: HistoryModel, rev: int, key: bytes) -> int:
     return next(i for i, (_, item) in enumerate(kv.changes[rev]) if item.key == key)
+
+
+# -- Hypothesis: everything interleaved ----------------------------------------------------------
+
+
+class WatchMachine(RuleBasedStateMachine):
+    """Writes, compactions, watches from any revision, cancels, slow and fast consumers, sync
+    rounds and progress requests in any order; checks every guarantee on what the streams got."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kv = HistoryModel()
+        self.ws = watchable(self.kv, chan_buf_len=3, watch_batch_max_revs=2, max_watchers_per_sync=2)
+        self.streams = [self.ws.new_watch_stream() for _ in range(2)]
+        # (stream index, watch id) -> (key, end, first revision wanted)
+        self.watches: dict[tuple[int, int], tuple[bytes, bytes | None, int]] = {}
+        self.received: dict[tuple[int, int], list[Event]] = {}
+        self.cancelled: set[tuple[int, int]] = set()
+        self.compacted: dict[tuple[int, int], int] = {}
+        # Responses queued and taken per stream, so a bookmark is held only against the watchers
+        # that existed when it was queued.
+        self.queued = [0, 0]
+        self.taken = [0, 0]
+        self.created_at: dict[tuple[int, int], int] = {}
+        for i, stream in enumerate(self.streams):
+            stream.send = self._counting(i, stream.send)  # type: ignore[method-assign,assignment]
+
+    def _counting(
+        self, i: int, send: Callable[[list[WatchResponse]], bool]
+    ) -> Callable[[list[WatchResponse]], bool]:
+        def counted(responses: list[WatchResponse]) -> bool:
+            ok = send(responses)
+            if ok:
+                self.queued[i] += len(responses)
+            return ok
+
+        return counted
+
+    @rule(ops=write_strategy)
+    def write(self, ops: Write) -> None:
+        self.kv.txn(ops)
+
+    @rule(frac=st.floats(0, 1))
+    def compact(self, frac: float) -> None:
+        self.kv.compact(max(self.kv.compacted, int(frac * self.kv.rev)))
+
+    @rule(
+        stream=st.integers(0, 1),
+        rng=st.sampled_from([(b"a", None), (b"b", b"d"), (b"", b"\x00")]),
+        back=st.integers(-2, 12),
+        prev=st.booleans(),
+    )
+    def watch(self, stream: int, rng: tuple[bytes, bytes | None], back: int, prev: bool) -> None:
+        start = 0 if back == -2 else max(1, self.kv.rev - back)
+        key, end = rng
+        wid = self.streams[stream].watch(key, end, start_rev=start, prev_kv=prev)
+        first = start if start > 0 else self.kv.rev + 1
+        self.watches[(stream, wid)] = (key, end, first)
+        self.created_at[(stream, wid)] = self.queued[stream]
+        self.received[(stream, wid)] = []
+
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        live = [w for w in self.watches if w not in self.cancelled and w not in self.compacted]
+        if not live:
+            return
+        stream, wid = data.draw(st.sampled_from(live))
+        if wid in self.streams[stream].watchers:
+            self.streams[stream].cancel(wid)
+        else:
+            # cancelled by compaction, the notice still queued: the stream has forgotten it
+            with pytest.raises(WatcherNotExist):
+                self.streams[stream].cancel(wid)
+        self.cancelled.add((stream, wid))
+
+    @rule(stream=st.integers(0, 1), n=st.integers(1, 3))
+    def consume(self, stream: int, n: int) -> None:
+        self._take(stream, self.streams[stream].drain(n))
+
+    @rule()
+    def sync(self) -> None:
+        self.ws.sync_victims()
+        self.ws.sync_watchers()
+
+    @rule(stream=st.integers(0, 1))
+    def progress(self, stream: int) -> None:
+        self.streams[stream].request_progress_all()
+
+    def _take(self, stream: int, responses: list[WatchResponse]) -> None:
+        for r in responses:
+            position = self.taken[stream]
+            self.taken[stream] += 1
+            if r.watch_id == INVALID_WATCH_ID:
+                # bookmark: every watcher of the stream has everything up to r.revision
+                for (s, wid), (key, end, first) in self.watches.items():
+                    if s != stream or (s, wid) in self.cancelled or (s, wid) in self.compacted:
+                        continue
+                    if self.created_at[(s, wid)] > position:
+                        continue  # created after the bookmark was queued
+                    want = self._expected(key, end, first, upto=r.revision)
+                    assert self._shape(self.received[(s, wid)]) == want
+                continue
+            w = (stream, r.watch_id)
+            if w in self.cancelled:
+                continue  # responses queued before the cancel may still arrive
+            if r.compact_revision:
+                assert r.canceled and not r.events
+                self.compacted[w] = r.compact_revision
+                continue
+            self.received[w].extend(r.events)
+
+    def _expected(self, key: bytes, end: bytes | None, first: int, upto: int) -> list[tuple[int, int, bytes]]:
+        out = []
+        for rev in range(first, upto + 1):
+            for is_delete, item in self.kv.changes.get(rev, []):
+                inside = (
+                    item.key == key if end is None else key <= item.key and (end == b"\x00" or item.key < end)
+                )
+                if inside:
+                    out.append((DELETE if is_delete else PUT, rev, item.key))
+        return out
+
+    @staticmethod
+    def _shape(events: list[Event]) -> list[tuple[int, int, bytes]]:
+        return [(ev.type, ev.revision, ev.kv.key) for ev in events]
+
+    @invariant()
+    def received_is_a_prefix_of_history(self) -> None:
+        for w, events in self.received.items():
+            if w in self.cancelled:
+                continue
+            key, end, first = self.watches[w]
+            got = self._shape(events)
+            assert got == self._expected(key, end, first, upto=self.kv.rev)[: len(got)]
+
+    def teardown(self) -> None:
+        outs = pump(self.ws, *self.streams)
+        for i, responses in enumerate(outs):
+            self._take(i, responses)
+        for w, (key, end, first) in self.watches.items():
+            if w in self.cancelled:
+                continue
+            if w in self.compacted:
+                assert first < self.compacted[w]
+                continue
+            assert self._shape(self.received[w]) == self._expected(key, end, first, upto=self.kv.rev)
+
+
+TestWatchMachine = WatchMachine.TestCase
+TestWatchMachine.settings = settings(
+    max_examples=120, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)

@@ -308,28 +308,33 @@ class Lessor:
         if self._config.checkpoint_persist:
             self._bucket.put_lease(lease_id, lease.record())
 
-    def attach(self, lease_id: int, keys: Iterable[bytes]) -> None:
-        lease = self._lease_map.get(lease_id)
-        if lease is None:
+    def check_lease(self, lease_id: int) -> None:
+        """Raise LeaseNotFound unless the lease exists (a put naming a lease checks this first)."""
+        if lease_id not in self._lease_map:
             raise LeaseNotFound()
-        for key in keys:
-            previous = self._item_map.get(key)
-            if previous is not None and previous != lease_id:
-                # A key belongs to one lease at a time: moving it drops the old attachment.
-                old = self._lease_map.get(previous)
-                if old is not None:
-                    old.items.discard(key)
-            lease.items.add(key)
-            self._item_map[key] = lease_id
 
-    def detach(self, lease_id: int, keys: Iterable[bytes]) -> None:
+    def attach(self, lease_id: int, key: bytes) -> None:
+        """Attach `key` to the lease (the store calls this as a put with a lease changes the key)."""
         lease = self._lease_map.get(lease_id)
         if lease is None:
             raise LeaseNotFound()
-        for key in keys:
+        previous = self._item_map.get(key)
+        if previous is not None and previous != lease_id:
+            # A key belongs to one lease at a time: moving it drops the old attachment.
+            old = self._lease_map.get(previous)
+            if old is not None:
+                old.items.discard(key)
+        lease.items.add(key)
+        self._item_map[key] = lease_id
+
+    def detach(self, lease_id: int, key: bytes) -> None:
+        """Detach `key` (overwritten without the lease, or deleted). Unknown leases are ignored:
+        the revoke that deletes a lease's keys runs before the store reports their deletion."""
+        lease = self._lease_map.get(lease_id)
+        if lease is not None:
             lease.items.discard(key)
-            if self._item_map.get(key) == lease_id:
-                del self._item_map[key]
+        if self._item_map.get(key) == lease_id:
+            del self._item_map[key]
 
     # -- queries --------------------------------------------------------------------------------
 
