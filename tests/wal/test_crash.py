@@ -60,7 +60,7 @@ def write_batches(w: Wal, log: Log, first_batch: int, batches: int) -> None:
     for b in range(first_batch, first_batch + batches):
         term = 1 + b // 6
         next_index = len(log.entries) + 1
-        if b % 5 == 3:
+        if b % 6 in (3, 4):
             ents: list[Entry] = []  # commit-only: raft does not fsync it
         else:
             ents = [

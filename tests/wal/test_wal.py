@@ -435,3 +435,48 @@ def test_entry_types_and_large_entries_round_trip() -> None:
     w.save(HardState(term=3, vote=2, commit=2), big)
     w.close()
     assert reopen(fs, segment_bytes=4096)[3] == big
+
+
+def test_stale_bytes_beyond_a_hole_are_zeroed_before_appending() -> None:
+    """A crash can keep a later unsynced write and drop an earlier one: the reader stops at the
+    hole, and the bytes beyond it must not survive to follow the next records."""
+    fs = SimFileSystem()
+    w = Wal.create(fs, DIR, META, segment_bytes=SEG)
+    w.save(HardState(term=1, vote=1, commit=0), ents(1, 3))
+    end = w._offset
+    path = f"{DIR}/{segment_files(fs)[0]}"
+    stale = fs.read_file(path)[:end]
+    f = fs.open(path)
+    f.pwrite(end + 64, stale[-64:])  # some bytes of an unsynced record that reached the disk
+    f.fdatasync()
+    w2, _, _, es = reopen(fs, segment_bytes=SEG)
+    assert es == ents(1, 3)
+    assert w2.repaired == (path, end)
+    assert fs.durable_bytes(path)[end:] == bytes(SEG - end)
+    w2.save(HardState(term=1, vote=1, commit=1), ents(4, 4))
+    w2.close()
+    assert reopen(fs, segment_bytes=SEG)[3] == ents(1, 4)
+
+
+def test_clean_tail_is_not_rewritten() -> None:
+    fs = SimFileSystem()
+    w = Wal.create(fs, DIR, META, segment_bytes=SEG)
+    w.save(HardState(term=1, vote=1, commit=0), ents(1, 3))
+    w.close()
+    fs.op_log.clear()
+    w2, _, _, _ = reopen(fs, segment_bytes=SEG)
+    assert w2.repaired is None
+    assert fs.op_log == []
+
+
+def test_entry_at_or_below_the_snapshot_replaces_what_followed() -> None:
+    """Log cut back below the snapshot index before the snapshot was taken: entries read after
+    the snapshot index so far are no longer in the log."""
+    fs = SimFileSystem()
+    w = Wal.create(fs, DIR, META, segment_bytes=SEG)
+    w.save(HardState(term=1, vote=1), ents(1, 2, term=1))
+    w.save(HardState(term=2, vote=2), ents(1, 1, term=2))
+    w.save(HardState(term=2, vote=2, commit=1), [])
+    w.save_snapshot(WalSnapshot(index=1, term=2))
+    w.close()
+    assert reopen(fs, WalSnapshot(index=1, term=2), segment_bytes=SEG)[3] == []

@@ -147,7 +147,12 @@ class _Replay:
 
     def _entry(self, e: Entry, path: str) -> None:
         first = self.start.index + 1
-        if e.index >= first:
+        if e.index < first:
+            # Raft cut its log back to e.index (before the snapshot was taken): whatever was read
+            # after the snapshot index so far was replaced. etcd keeps it; that returns entries
+            # that are no longer in the log.
+            self.ents.clear()
+        else:
             up = e.index - first
             if up > len(self.ents):
                 after = self.start.index + len(self.ents)
@@ -336,9 +341,12 @@ class Wal:
         tail = self._fs.open(decoder.path)
         self._tail = tail
         self._offset = decoder.offset
-        if decoder.stop is Stop.TORN:
-            # Cut the torn record off and zero the rest, keeping the preallocated size, then make
-            # that durable before anything new is appended over it.
+        buf = decoder.buf
+        if decoder.stop is Stop.TORN or buf.count(0, decoder.offset) != len(buf) - decoder.offset:
+            # Cut off the torn record - and any bytes a crash left beyond the hole it made: new
+            # records would land right before them, and a stale record that happens to continue
+            # the CRC chain would come back to life. Zero the rest, keeping the preallocated size,
+            # and make that durable before anything new is appended.
             size = tail.size()
             tail.truncate(decoder.offset)
             tail.preallocate(size)
