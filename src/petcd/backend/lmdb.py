@@ -140,16 +140,17 @@ class _LmdbReadTxn:
 
 
 def _iterate(cur: Any, start: bytes, end: bytes | None, reverse: bool) -> Iterator[tuple[bytes, bytes]]:
+    # iternext/iterprev are C iterators: far cheaper per item than key()/value()/next() calls.
     if not reverse:
         if not cur.set_range(start):
             return
-        while True:
-            key = cur.key()
-            if end is not None and key >= end:
+        if end is None:
+            yield from cur.iternext()
+            return
+        for item in cur.iternext():
+            if item[0] >= end:
                 return
-            yield key, cur.value()
-            if not cur.next():
-                return
+            yield item
     else:
         if end is None:
             found = cur.last()
@@ -157,13 +158,10 @@ def _iterate(cur: Any, start: bytes, end: bytes | None, reverse: bool) -> Iterat
             found = cur.prev() if cur.set_range(end) else cur.last()
         if not found:
             return
-        while True:
-            key = cur.key()
-            if key < start:
+        for item in cur.iterprev():
+            if item[0] < start:
                 return
-            yield key, cur.value()
-            if not cur.prev():
-                return
+            yield item
 
 
 class _LmdbWriteTxn(_LmdbReadTxn):

@@ -185,16 +185,27 @@ def _u64(raw: bytes | None) -> int:
 
 def _walk(txn: ReadTxn, key: bytes, end: bytes, at_rev: int) -> Iterator[bytes]:
     """Stored KeyValue bytes of the keys live at ``at_rev`` in the range, in key order."""
+    raws, _ = _scan(txn, key, end, at_rev, -1)
+    return iter(raws)
+
+
+def _scan(txn: ReadTxn, key: bytes, end: bytes, at_rev: int, keep: int) -> tuple[list[bytes], int]:
+    """The first ``keep`` (-1: all) stored KeyValues live at ``at_rev`` in the range, and how many are."""
+    out: list[bytes] = []
     if not end:
         raw = _get(txn, key, at_rev)
-        if raw is not None:
-            yield raw
-        return
+        if raw is not None and keep:
+            out.append(raw)
+        return out, int(raw is not None)
     lo = keys.lower_bound(key)
     hi = None if end == b"\x00" else keys.upper_bound(end)
     if hi is not None and hi <= lo:
-        return
+        return out, 0
+    if keep < 0:
+        keep = 1 << 62
     threshold = keys.inv_main_bytes(at_rev)
+    group_mark = keys.GROUP_MARK
+    count = 0
     group: list[tuple[bytes, bytes]] = []
     group_of = b""
     decided = b""  # the ikey whose version at at_rev has been found
@@ -203,8 +214,8 @@ def _walk(txn: ReadTxn, key: bytes, end: bytes, at_rev: int) -> Iterator[bytes]:
     while True:
         restart: bytes | None = None
         for k, v in it:
-            ik = k[:-_INV]
-            if ik == decided or k[-_INV : -_INV + 8] < threshold:
+            ik = k[:-16]
+            if ik == decided or k[-16:-8] < threshold:
                 # an older version of a key already decided, or a version newer than at_rev
                 skips += 1
                 if skips >= _SEEK_AFTER_SKIPS:
@@ -217,32 +228,39 @@ def _walk(txn: ReadTxn, key: bytes, end: bytes, at_rev: int) -> Iterator[bytes]:
             decided = ik
             if v[0] != TAG_PUT:
                 continue
-            if keys.is_group_ikey(ik):
-                g = keys.ikey_group(ik)
+            if ik[-18:-16] == group_mark:
+                g = ik[:-16]
                 if g != group_of:
-                    yield from _flush(group, key, end)
+                    count += _flush(group, key, end, out, keep)
                     group_of = g
                 group.append((KeyValue.FromString(v[1:]).key, v[1:]))
                 continue
             if group:
-                yield from _flush(group, key, end)
+                count += _flush(group, key, end, out, keep)
                 group_of = b""
-            yield v[1:]
+            count += 1
+            if len(out) < keep:
+                out.append(v[1:])
         if restart is None:
             break
         it = txn.range(INDEX_BUCKET, restart, hi)
-    yield from _flush(group, key, end)
+    count += _flush(group, key, end, out, keep)
+    return out, count
 
 
-def _flush(group: list[tuple[bytes, bytes]], key: bytes, end: bytes) -> Iterator[bytes]:
-    """A group of long keys (see ``petcd.mvcc.keys``), in key order, cut to ``[key, end)``."""
+def _flush(group: list[tuple[bytes, bytes]], key: bytes, end: bytes, out: list[bytes], keep: int) -> int:
+    """Add a group of long keys (``petcd.mvcc.keys``) in key order, cut to ``[key, end)``; how many."""
     if not group:
-        return
+        return 0
     group.sort(key=lambda item: item[0])
+    n = 0
     for user_key, raw in group:
         if user_key >= key and (end == b"\x00" or user_key < end):
-            yield raw
+            n += 1
+            if len(out) < keep:
+                out.append(raw)
     group.clear()
+    return n
 
 
 def _get(txn: ReadTxn, key: bytes, at_rev: int) -> bytes | None:
@@ -271,12 +289,8 @@ def _range(txn: ReadTxn, req: RangeRequestLike, current_rev: int, compact_rev: i
     fetch = req.limit if req.sort_order == SORT_NONE and not filters else 0
     if fetch > 0:
         fetch += 1  # one more, to know whether there are more
-    raws: list[bytes] = []
-    count = 0
-    for raw in _walk(txn, req.key, req.range_end, at_rev):
-        count += 1
-        if not req.count_only and (fetch <= 0 or len(raws) < fetch):
-            raws.append(raw)
+    keep = 0 if req.count_only else (fetch if fetch > 0 else -1)
+    raws, count = _scan(txn, req.key, req.range_end, at_rev, keep)
     more = False
     sort_order = req.sort_order
     if req.sort_target != TARGET_KEY and sort_order == SORT_NONE:
