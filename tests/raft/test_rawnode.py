@@ -598,11 +598,17 @@ def test_raw_node_propose_without_leader_drops() -> None:
 class _ChaosCluster:
     """RawNodes over a lossy, reordering network with crashes, restarts and log compaction."""
 
-    def __init__(self, n: int, rng: random.Random, **overrides: object) -> None:
-        self.ids = list(range(1, n + 1))
+    def __init__(self, n: int, rng: random.Random, membership: bool = False, **overrides: object) -> None:
+        # With membership changes on, one more node starts as a learner; voters get demoted
+        # and learners promoted (simple and joint changes) while everything else goes on.
+        voters = list(range(1, n + 1))
+        learners = [n + 1] if membership else []
+        self.ids = voters + learners
+        self.membership = membership
+        self.conf_changes_applied = 0
         self.rng = rng
         self.overrides = overrides
-        self.storage = {i: storage_with_peers(*self.ids) for i in self.ids}
+        self.storage = {i: storage_with_peers(*voters, learners=learners) for i in self.ids}
         # What each node's state machine holds: its last applied index (entries applied one by
         # one, or jumped to by a snapshot).
         self.last_applied: dict[int, int] = dict.fromkeys(self.ids, 0)
@@ -622,7 +628,11 @@ class _ChaosCluster:
             self._start(i)
 
     def _start(self, nid: int) -> None:
-        cfg = new_test_config(nid, 10, 1, self.storage[nid], applied=self.last_applied[nid], **self.overrides)
+        # The state machine restarts from the storage's snapshot; later entries (including
+        # conf changes, which the config must see again) are applied anew.
+        snap_index = self.storage[nid].snapshot().metadata.index
+        self.last_applied[nid] = snap_index
+        cfg = new_test_config(nid, 10, 1, self.storage[nid], applied=snap_index, **self.overrides)
         cfg.rand = random.Random(self.rng.random())
         self.nodes[nid] = RawNode(cfg)
 
@@ -660,6 +670,9 @@ class _ChaosCluster:
             self.last_applied[nid] = e.index
             seen = self.applied_log.setdefault(e.index, (e.term, e.data))
             assert seen == (e.term, e.data), f"node {nid} applied {e} where others applied {seen}"
+            if e.type == EntryType.CONF_CHANGE_V2:
+                rn.apply_conf_change(ConfChange.decode(e.data))
+                self.conf_changes_applied += 1
         rn.advance(rd)
         # Now and then, snapshot the state machine and compact the log behind it.
         applied = self.last_applied[nid]
@@ -676,6 +689,32 @@ class _ChaosCluster:
             # without it the leader would wait for the follower forever.
             status = SnapshotStatus.FAILURE if lost else SnapshotStatus.FINISH
             self.nodes[m.from_].report_snapshot(m.to, status)
+
+    def propose_conf_change(self) -> None:
+        up = [n for n in self.ids if n not in self.down]
+        leads = [n for n in up if self.nodes[n].raft.state == StateType.LEADER]
+        if not leads:
+            return
+        rn = self.nodes[leads[0]]
+        cfg = rn.raft.trk.config
+        voters = sorted(cfg.voters.incoming)
+        learners = sorted(cfg.learners)
+        rng = self.rng
+        changes: list[tuple[ConfChangeType, int]] = []
+        kind = rng.random()
+        if kind < 0.4 and learners:
+            changes = [(ConfChangeType.ADD_NODE, rng.choice(learners))]
+        elif kind < 0.7 and len(voters) > 3:
+            changes = [(ConfChangeType.ADD_LEARNER_NODE, rng.choice(voters))]
+        elif learners and len(voters) >= 3:
+            # Swap a learner and a voter atomically (joint consensus, left automatically).
+            changes = [
+                (ConfChangeType.ADD_NODE, rng.choice(learners)),
+                (ConfChangeType.ADD_LEARNER_NODE, rng.choice(voters)),
+            ]
+        if changes:
+            with contextlib.suppress(ProposalDropped):
+                rn.propose_conf_change(cc_of(*changes))
 
     def check(self) -> None:
         for nid, rn in self.nodes.items():
@@ -711,6 +750,8 @@ class _ChaosCluster:
             ctx = f"r{i}".encode()
             self.read_floor[ctx] = max(n.raft.raft_log.committed for n in self.nodes.values())
             self.nodes[nid].read_index(ctx)
+        elif action < 0.955 and self.membership:
+            self.propose_conf_change()
         elif action < 0.96:
             # Partition a node away (one at a time), or, less often, heal.
             if not self.isolated:
@@ -734,9 +775,14 @@ def final_applied(c: _ChaosCluster) -> bool:
     n=st.sampled_from([3, 5]),
     pre_vote=st.booleans(),
     check_quorum=st.booleans(),
+    membership=st.booleans(),
 )
-def test_randomized_cluster_safety(seed: int, n: int, pre_vote: bool, check_quorum: bool) -> None:
-    c = _ChaosCluster(n, random.Random(seed), pre_vote=pre_vote, check_quorum=check_quorum)
+def test_randomized_cluster_safety(
+    seed: int, n: int, pre_vote: bool, check_quorum: bool, membership: bool
+) -> None:
+    c = _ChaosCluster(
+        n, random.Random(seed), membership=membership, pre_vote=pre_vote, check_quorum=check_quorum
+    )
     for i in range(1500):
         c.step(i)
     # Liveness once the network is healed (every node up, no loss): a value proposed to the
