@@ -50,7 +50,7 @@ def put(s: KVStore, key: bytes, value: bytes = b"v", lease: int = 0) -> int:
 
 
 def seeded(s: KVStore) -> None:
-    # revs 1..7: a, ab, b, c, foo (twice), foo1; z put at 8 and deleted at 9
+    # revs 2..8 (an empty store is at 1): a, ab, b, c, foo (twice), foo1; z put at 9 and deleted at 10
     for k in [b"a", b"ab", b"b", b"c", b"foo"]:
         put(s, k, b"v-" + k)
     put(s, b"foo", b"v-foo-2")
@@ -115,25 +115,25 @@ RANGE_CASES: list[tuple[str, dict[str, Any], list[bytes], int, bool]] = [
         4,
         False,
     ),
-    ("min mod", {"key": b"a", "range_end": b"\x00", "min_mod_revision": 6}, [b"foo", b"foo1"], 6, False),
-    ("max mod", {"key": b"a", "range_end": b"\x00", "max_mod_revision": 1}, [b"a"], 6, False),
+    ("min mod", {"key": b"a", "range_end": b"\x00", "min_mod_revision": 7}, [b"foo", b"foo1"], 6, False),
+    ("max mod", {"key": b"a", "range_end": b"\x00", "max_mod_revision": 2}, [b"a"], 6, False),
     (
         "min create",
-        {"key": b"a", "range_end": b"\x00", "min_create_revision": 5},
+        {"key": b"a", "range_end": b"\x00", "min_create_revision": 6},
         [b"foo", b"foo1"],
         6,
         False,
     ),
-    ("max create", {"key": b"a", "range_end": b"\x00", "max_create_revision": 2}, [b"a", b"ab"], 6, False),
+    ("max create", {"key": b"a", "range_end": b"\x00", "max_create_revision": 3}, [b"a", b"ab"], 6, False),
     (
         "filter then limit",
-        {"key": b"a", "range_end": b"\x00", "min_create_revision": 2, "limit": 1},
+        {"key": b"a", "range_end": b"\x00", "min_create_revision": 3, "limit": 1},
         [b"ab"],
         6,
         True,
     ),
-    ("at past revision", {"key": b"a", "range_end": b"\x00", "revision": 2}, [b"a", b"ab"], 2, False),
-    ("past deleted", {"key": b"z", "revision": 8}, [b"z"], 1, False),
+    ("at past revision", {"key": b"a", "range_end": b"\x00", "revision": 3}, [b"a", b"ab"], 2, False),
+    ("past deleted", {"key": b"z", "revision": 9}, [b"z"], 1, False),
 ]
 
 
@@ -147,29 +147,29 @@ def test_range(  # noqa: PLR0917 - one parameter per table column
     r = store.range(RangeRequest(**args))
     assert keys_of(r) == want
     assert (r.count, r.more) == (count, more)
-    assert r.revision == store.current_rev == 9
+    assert r.revision == store.current_rev == 10
 
 
 def test_range_values_and_keys_only(store: KVStore) -> None:
     seeded(store)
     r = store.range(RangeRequest(b"foo"))
-    assert [kv(raw) for raw in r.kvs] == [(b"foo", b"v-foo-2", 5, 6, 2, 0)]
+    assert [kv(raw) for raw in r.kvs] == [(b"foo", b"v-foo-2", 6, 7, 2, 0)]
     r = store.range(RangeRequest(b"foo", b"fop", keys_only=True))
-    assert [kv(raw) for raw in r.kvs] == [(b"foo", b"", 5, 6, 2, 0), (b"foo1", b"", 7, 7, 1, 0)]
-    r = store.range(RangeRequest(b"foo", revision=5))
-    assert [kv(raw) for raw in r.kvs] == [(b"foo", b"v-foo", 5, 5, 1, 0)]
+    assert [kv(raw) for raw in r.kvs] == [(b"foo", b"", 6, 7, 2, 0), (b"foo1", b"", 8, 8, 1, 0)]
+    r = store.range(RangeRequest(b"foo", revision=6))
+    assert [kv(raw) for raw in r.kvs] == [(b"foo", b"v-foo", 6, 6, 1, 0)]
 
 
 def test_range_errors(store: KVStore) -> None:
     seeded(store)
     with pytest.raises(FutureRevision) as e:
-        store.range(RangeRequest(b"a", revision=10))
+        store.range(RangeRequest(b"a", revision=11))
     assert str(e.value) == "etcdserver: mvcc: required revision is a future revision"
-    store.compact(5)
+    store.compact(6)
     with pytest.raises(Compacted) as c:
-        store.range(RangeRequest(b"a", revision=4))
+        store.range(RangeRequest(b"a", revision=5))
     assert str(c.value) == "etcdserver: mvcc: required revision has been compacted"
-    assert keys_of(store.range(RangeRequest(b"a", b"c", revision=5))) == [b"a", b"ab", b"b"]
+    assert keys_of(store.range(RangeRequest(b"a", b"c", revision=6))) == [b"a", b"ab", b"b"]
     with pytest.raises(KeyNotProvided):
         store.range(RangeRequest(b""))
 
@@ -207,23 +207,24 @@ def test_many_versions_range_at_each_revision(store: KVStore) -> None:
 
 
 def test_put_versions_and_generations(store: KVStore) -> None:
-    assert store.put(PutRequest(b"k", b"1")).revision == 1
+    assert store.current_rev == 1  # an empty store is at revision 1, as in etcd
+    assert store.put(PutRequest(b"k", b"1")).revision == 2
     r2 = store.put(PutRequest(b"k", b"2", prev_kv=True))
-    assert r2.revision == 2 and r2.prev_kv is not None and kv(r2.prev_kv) == (b"k", b"1", 1, 1, 1, 0)
+    assert r2.revision == 3 and r2.prev_kv is not None and kv(r2.prev_kv) == (b"k", b"1", 2, 2, 1, 0)
     d = store.delete_range(DeleteRangeRequest(b"k", prev_kv=True))
-    assert (d.revision, d.deleted, [kv(x) for x in d.prev_kvs]) == (3, 1, [(b"k", b"2", 1, 2, 2, 0)])
+    assert (d.revision, d.deleted, [kv(x) for x in d.prev_kvs]) == (4, 1, [(b"k", b"2", 2, 3, 2, 0)])
     r4 = store.put(PutRequest(b"k", b"3", prev_kv=True))
     assert r4.prev_kv is None
-    assert [kv(x) for x in store.range(RangeRequest(b"k")).kvs] == [(b"k", b"3", 4, 4, 1, 0)]
+    assert [kv(x) for x in store.range(RangeRequest(b"k")).kvs] == [(b"k", b"3", 5, 5, 1, 0)]
 
 
 def test_delete_of_nothing_takes_no_revision(store: KVStore) -> None:
     put(store, b"a")
     d = store.delete_range(DeleteRangeRequest(b"b", b"\x00", prev_kv=True))
-    assert (d.deleted, d.revision, d.prev_kvs) == (0, 1, [])
-    assert store.current_rev == 1
+    assert (d.deleted, d.revision, d.prev_kvs) == (0, 2, [])
+    assert store.current_rev == 2
     d = store.delete_range(DeleteRangeRequest(b"\x00", b"\x00"))
-    assert (d.deleted, d.revision) == (1, 2)
+    assert (d.deleted, d.revision) == (1, 3)
 
 
 def test_put_ignore_value_and_lease(make_backend: MakeBackend) -> None:
@@ -232,9 +233,9 @@ def test_put_ignore_value_and_lease(make_backend: MakeBackend) -> None:
     put(s, b"k", b"v1", lease=5)
     assert hooks.log == [("attach", 5, b"k")]
     s.put(PutRequest(b"k", ignore_value=True, lease=6))
-    assert [kv(x) for x in s.range(RangeRequest(b"k")).kvs] == [(b"k", b"v1", 1, 2, 2, 6)]
+    assert [kv(x) for x in s.range(RangeRequest(b"k")).kvs] == [(b"k", b"v1", 2, 3, 2, 6)]
     s.put(PutRequest(b"k", b"v3", ignore_lease=True))
-    assert [kv(x) for x in s.range(RangeRequest(b"k")).kvs] == [(b"k", b"v3", 1, 3, 3, 6)]
+    assert [kv(x) for x in s.range(RangeRequest(b"k")).kvs] == [(b"k", b"v3", 2, 4, 3, 6)]
     assert hooks.log[1:] == [
         ("detach", 5, b"k"),
         ("attach", 6, b"k"),
@@ -253,7 +254,7 @@ def test_put_ignore_value_and_lease(make_backend: MakeBackend) -> None:
         s.put(PutRequest(b"k", lease=99))
     s.delete_range(DeleteRangeRequest(b"k"))
     assert hooks.log[-1] == ("detach", 6, b"k")
-    assert s.current_rev == 4
+    assert s.current_rev == 5
     assert list(s.iter_leased_keys()) == []
 
 
@@ -300,13 +301,13 @@ TXN_COMPARE_CASES: list[tuple[str, Compare, bool]] = [
     ("value of missing key fails", cmp(b"nope", t.CMP_VALUE, t.CMP_NOT_EQUAL, value=b"x"), False),
     ("version", cmp(b"foo", t.CMP_VERSION, t.CMP_EQUAL, version=2), True),
     ("version of missing is 0", cmp(b"nope", t.CMP_VERSION, t.CMP_EQUAL, version=0), True),
-    ("create", cmp(b"foo", t.CMP_CREATE, t.CMP_EQUAL, create_revision=5), True),
+    ("create", cmp(b"foo", t.CMP_CREATE, t.CMP_EQUAL, create_revision=6), True),
     ("create of missing is 0", cmp(b"z", t.CMP_CREATE, t.CMP_EQUAL, create_revision=0), True),
-    ("mod less", cmp(b"foo", t.CMP_MOD, t.CMP_LESS, mod_revision=7), True),
-    ("mod greater", cmp(b"foo", t.CMP_MOD, t.CMP_GREATER, mod_revision=6), False),
+    ("mod less", cmp(b"foo", t.CMP_MOD, t.CMP_LESS, mod_revision=8), True),
+    ("mod greater", cmp(b"foo", t.CMP_MOD, t.CMP_GREATER, mod_revision=7), False),
     ("lease", cmp(b"foo", t.CMP_LEASE, t.CMP_EQUAL, lease=0), True),
-    ("range all match", cmp(b"a", t.CMP_CREATE, t.CMP_LESS, b"c", create_revision=4), True),
-    ("range one fails", cmp(b"a", t.CMP_CREATE, t.CMP_LESS, b"c", create_revision=3), False),
+    ("range all match", cmp(b"a", t.CMP_CREATE, t.CMP_LESS, b"c", create_revision=5), True),
+    ("range one fails", cmp(b"a", t.CMP_CREATE, t.CMP_LESS, b"c", create_revision=4), False),
     ("from key", cmp(b"a", t.CMP_MOD, t.CMP_GREATER, b"\x00", mod_revision=0), True),
     ("empty range compares zero", cmp(b"x", t.CMP_VERSION, t.CMP_EQUAL, b"y", version=0), True),
 ]
@@ -319,7 +320,7 @@ def test_txn_compares(store: KVStore, name: str, compare: Compare, ok: bool) -> 
         TxnRequest(compare=[compare], success=[op(PutRequest(b"then"))], failure=[op(PutRequest(b"else"))])
     )
     assert r.succeeded is ok
-    assert r.revision == 10
+    assert r.revision == 11
     assert store.range(RangeRequest(b"then")).count == int(ok)
     assert store.range(RangeRequest(b"else")).count == int(not ok)
 
@@ -336,11 +337,11 @@ def test_txn_one_revision_and_ops_in_order(store: KVStore) -> None:
                 op(DeleteRangeRequest(b"a", b"b", prev_kv=True)),
                 op(PutRequest(b"n2", b"y", prev_kv=True)),
                 op(RangeRequest(b"a", b"b")),
-                op(RangeRequest(b"foo", revision=5)),
+                op(RangeRequest(b"foo", revision=6)),
             ]
         )
     )
-    assert r.succeeded and r.revision == 10
+    assert r.succeeded and r.revision == 11
     rng1, dele, put2, rng2, past = (
         r.responses[1],
         r.responses[2],
@@ -353,8 +354,8 @@ def test_txn_one_revision_and_ops_in_order(store: KVStore) -> None:
     assert isinstance(put2, t.PutResult) and put2.prev_kv is None
     assert isinstance(rng2, RangeResult) and keys_of(rng2) == []
     assert isinstance(past, RangeResult) and [kv(x)[1] for x in past.kvs] == [b"v-foo"]
-    assert events == [(10, [Event.PUT, Event.DELETE, Event.DELETE, Event.PUT])]
-    assert store.current_rev == 10
+    assert events == [(11, [Event.PUT, Event.DELETE, Event.DELETE, Event.PUT])]
+    assert store.current_rev == 11
 
 
 def test_read_only_txn_takes_no_revision(store: KVStore) -> None:
@@ -364,9 +365,9 @@ def test_read_only_txn_takes_no_revision(store: KVStore) -> None:
             compare=[cmp(b"a", t.CMP_VERSION, t.CMP_EQUAL, version=1)], success=[op(RangeRequest(b"a"))]
         )
     )
-    assert r.succeeded and r.revision == 9 and store.current_rev == 9
+    assert r.succeeded and r.revision == 10 and store.current_rev == 10
     r = store.txn(TxnRequest(success=[op(DeleteRangeRequest(b"nothing"))]))
-    assert r.revision == 9
+    assert r.revision == 10
 
 
 def test_nested_txn(store: KVStore) -> None:
@@ -382,7 +383,7 @@ def test_nested_txn(store: KVStore) -> None:
         failure=[op(PutRequest(b"in2-else")), op(RangeRequest(b"in", b"io"))],
     )
     r = store.txn(TxnRequest(success=[op(inner_ok), op(PutRequest(b"top")), op(inner_fail)]))
-    assert r.succeeded and r.revision == 10
+    assert r.succeeded and r.revision == 11
     a, _, b = r.responses
     assert isinstance(a, t.TxnResult) and a.succeeded
     assert isinstance(b, t.TxnResult) and not b.succeeded
@@ -451,7 +452,7 @@ def test_txn_checks(store: KVStore, name: str, req: TxnRequest, err: type[Except
     put(store, b"a")
     with pytest.raises(err):
         store.txn(req)
-    assert store.current_rev == 1
+    assert store.current_rev == 2
 
 
 def test_txn_allowed_overlaps(store: KVStore) -> None:
@@ -472,13 +473,13 @@ def test_txn_range_revision_checks_fail_before_writes(store: KVStore) -> None:
     put(store, b"a")
     with pytest.raises(FutureRevision):
         store.txn(TxnRequest(success=[op(PutRequest(b"b")), op(RangeRequest(b"a", revision=5))]))
-    assert store.current_rev == 1 and keys_of(store.range(RangeRequest(b"b"))) == []
+    assert store.current_rev == 2 and keys_of(store.range(RangeRequest(b"b"))) == []
 
 
 def test_txn_with_etcdserverpb_messages(store: KVStore) -> None:
     put(store, b"a", b"1")
     req = pb.TxnRequest(
-        compare=[pb.Compare(key=b"a", target=pb.Compare.MOD, result=pb.Compare.EQUAL, mod_revision=1)],
+        compare=[pb.Compare(key=b"a", target=pb.Compare.MOD, result=pb.Compare.EQUAL, mod_revision=2)],
         success=[
             pb.RequestOp(request_put=pb.PutRequest(key=b"a", value=b"2", prev_kv=True)),
             pb.RequestOp(
@@ -487,7 +488,7 @@ def test_txn_with_etcdserverpb_messages(store: KVStore) -> None:
         ],
     )
     r = store.txn(req)
-    assert r.succeeded and r.revision == 2
+    assert r.succeeded and r.revision == 3
     nested = r.responses[1]
     assert isinstance(nested, t.TxnResult)
     rng = nested.responses[0]
@@ -499,39 +500,39 @@ def test_txn_with_etcdserverpb_messages(store: KVStore) -> None:
 
 def test_compaction(make_backend: MakeBackend) -> None:
     s = KVStore(make_backend())
-    for i in range(1, 31):
-        put(s, b"k%d" % (i % 5), b"%d" % i)  # revs 1..30
-    s.delete_range(DeleteRangeRequest(b"k0"))  # rev 31
-    put(s, b"k0", b"again")  # 32
-    before = {rev: keys_of(s.range(RangeRequest(b"k", b"l", revision=rev))) for rev in range(20, 33)}
-    vals_before = {rev: s.range(RangeRequest(b"k", b"l", revision=rev)).kvs for rev in range(20, 33)}
+    for i in range(2, 32):
+        put(s, b"k%d" % (i % 5), b"%d" % i)  # revs 2..31
+    s.delete_range(DeleteRangeRequest(b"k1"))  # rev 32
+    put(s, b"k1", b"again")  # 33
+    before = {rev: keys_of(s.range(RangeRequest(b"k", b"l", revision=rev))) for rev in range(21, 34)}
+    vals_before = {rev: s.range(RangeRequest(b"k", b"l", revision=rev)).kvs for rev in range(21, 34)}
     with pytest.raises(FutureRevision):
-        s.compact(33)
-    s.compact(20)
-    hashes = {rev: s.hash_kv(rev).hash for rev in range(21, 33)}
+        s.compact(34)
+    s.compact(21)
+    hashes = {rev: s.hash_kv(rev).hash for rev in range(22, 34)}
     assert s.compaction_pending()
     # a partial compaction changes nothing a read at or after 20 sees, nor HashKV
     s.compact_batch(limit=7)
-    assert vals_before == {rev: s.range(RangeRequest(b"k", b"l", revision=rev)).kvs for rev in range(20, 33)}
+    assert vals_before == {rev: s.range(RangeRequest(b"k", b"l", revision=rev)).kvs for rev in range(21, 34)}
     s.finish_compaction(limit=7)
     assert not s.compaction_pending()
-    assert before == {rev: keys_of(s.range(RangeRequest(b"k", b"l", revision=rev))) for rev in range(20, 33)}
-    assert vals_before == {rev: s.range(RangeRequest(b"k", b"l", revision=rev)).kvs for rev in range(20, 33)}
-    assert hashes == {rev: s.hash_kv(rev).hash for rev in range(21, 33)}
+    assert before == {rev: keys_of(s.range(RangeRequest(b"k", b"l", revision=rev))) for rev in range(21, 34)}
+    assert vals_before == {rev: s.range(RangeRequest(b"k", b"l", revision=rev)).kvs for rev in range(21, 34)}
+    assert hashes == {rev: s.hash_kv(rev).hash for rev in range(22, 34)}
     with pytest.raises(Compacted):
-        s.range(RangeRequest(b"k1", revision=19))
+        s.range(RangeRequest(b"k1", revision=20))
     with pytest.raises(Compacted):
-        s.compact(20)
+        s.compact(21)
     with pytest.raises(Compacted):
-        s.events(19)
-    # only the versions reads at >= 20 need are left: 5 keys at 20 + 12 later changes
+        s.events(20)
+    # only the versions reads at >= 21 need are left: 5 keys at 21 + 12 later changes
     assert history_size(s) == 5 + 12
-    s.compact(31, physical=True)
-    assert keys_of(s.range(RangeRequest(b"k", b"l", revision=31))) == [b"k1", b"k2", b"k3", b"k4"]
-    # k0's tombstone at 31 and its older versions are gone; k1..k4 kept at 26..29; k0 again at 32
+    s.compact(32, physical=True)
+    assert keys_of(s.range(RangeRequest(b"k", b"l", revision=32))) == [b"k0", b"k2", b"k3", b"k4"]
+    # k1's tombstone at 32 and its older versions are gone; the others kept at 27..30; k1 again at 33
     assert history_size(s) == 5
-    assert [(rev, [ev.kv.key for ev in evs]) for rev, evs in s.events(31)] == [(32, [b"k0"])]
-    assert s.hash_kv().compact_revision == 31
+    assert [(rev, [ev.kv.key for ev in evs]) for rev, evs in s.events(32)] == [(33, [b"k1"])]
+    assert s.hash_kv().compact_revision == 32
 
 
 def test_compaction_resumes_after_reopen(tmp_path: Any) -> None:
@@ -542,12 +543,12 @@ def test_compaction_resumes_after_reopen(tmp_path: Any) -> None:
     for i in range(100):
         put(s, b"k%d" % (i % 10), b"%d" % i)
     want = s.range(RangeRequest(b"k", b"l")).kvs
-    s.compact(90)
+    s.compact(91)  # revisions 2..101: the keys' last versions at 91 are 82..91
     s.compact_batch(limit=10)
     b.close()
     b = LmdbBackend(db_path(tmp_path))
     s = KVStore(b)
-    assert s.compact_rev == 90 and s.compaction_pending()
+    assert s.compact_rev == 91 and s.compaction_pending()
     s.finish_compaction()
     assert s.range(RangeRequest(b"k", b"l")).kvs == want
     assert history_size(s) == 10 + 10
@@ -587,10 +588,10 @@ def test_hash_kv_agrees_across_backends_and_compaction_states(make_backend: Make
 def test_hash_kv_known_value(store: KVStore) -> None:
     """The bytes hashed are etcd's: CRC-32C over "key", revisions and KeyValues (see test_etcd_hashkv)."""
     put(store, b"foo", b"bar")
-    raw = KeyValue(key=b"foo", value=b"bar", create_revision=1, mod_revision=1, version=1).SerializeToString()
+    raw = KeyValue(key=b"foo", value=b"bar", create_revision=2, mod_revision=2, version=1).SerializeToString()
     from petcd.mvcc.crc import crc32c_python
 
-    expected = crc32c_python(b"key" + (1).to_bytes(8, "big") + b"_" + (0).to_bytes(8, "big") + raw)
+    expected = crc32c_python(b"key" + (2).to_bytes(8, "big") + b"_" + (0).to_bytes(8, "big") + raw)
     assert store.hash_kv().hash == expected
 
 
@@ -614,9 +615,9 @@ def test_quota_nospace_then_only_reads_deletes_compaction(make_backend: MakeBack
             )
         )
     assert s.current_rev == rev
-    assert s.range(RangeRequest(b"k", b"l", count_only=True)).count == rev
+    assert s.range(RangeRequest(b"k", b"l", count_only=True)).count == rev - 1
     assert s.txn(TxnRequest(success=[op(RangeRequest(b"k0000"))])).succeeded
-    assert s.delete_range(DeleteRangeRequest(b"k", b"l")).deleted == rev
+    assert s.delete_range(DeleteRangeRequest(b"k", b"l")).deleted == rev - 1
     s.compact(s.current_rev, physical=True)
     assert s.nospace  # until disarmed, as etcd
     s.disarm_nospace()
@@ -647,19 +648,19 @@ def test_events_announced_after_commit_only_and_match_history(store: KVStore) ->
     with pytest.raises(RuntimeError), store.write() as w:
         w.put(PutRequest(b"never"))
         raise RuntimeError("abort")
-    assert store.current_rev == 9
+    assert store.current_rev == 10
     with store.write() as w:
         w.put(PutRequest(b"x1"))
         w.delete_range(DeleteRangeRequest(b"a"))
         assert len(seen) == 9  # nothing announced before the commit
-    assert [rev for rev, _ in seen] == list(range(1, 12))
+    assert [rev for rev, _ in seen] == list(range(2, 13))
     history = store.events(1, prev_kv=True)
     assert [(rev, [(e.type, e.kv, e.prev_kv) for e in evs]) for rev, evs in history] == [
         (rev, [(e.type, e.kv, e.prev_kv) for e in evs]) for rev, evs in seen
     ]
     assert [rev for rev, _ in store.events(3, 5)] == [3, 4]
     delete = seen[-1][1][0]
-    assert delete.type == Event.DELETE and delete.kv.mod_revision == 11 and delete.prev_kv.value == b"v-a"
+    assert delete.type == Event.DELETE and delete.kv.mod_revision == 12 and delete.prev_kv.value == b"v-a"
     assert store.range(RangeRequest(b"never")).count == 0
 
 
@@ -672,6 +673,6 @@ def test_write_batches_many_requests_in_one_commit(store: KVStore) -> None:
         with pytest.raises(DuplicateKey):
             w.txn(TxnRequest(success=[op(PutRequest(b"d")), op(PutRequest(b"d"))]))
         put_consistent_index(w.backend, 77, 3)
-    assert store.current_rev == 10
+    assert store.current_rev == 11
     with store.backend.read_txn() as txn:
         assert read_consistent_index(txn) == (77, 3)

@@ -54,8 +54,8 @@ Versions = list[tuple[int, bytes | None]]
 class Model:
     def __init__(self) -> None:
         self.keys: dict[bytes, Versions] = {}
-        self.rev = 0
-        self.compact = 0
+        self.rev = 1  # etcd's empty store is at revision 1
+        self.compact = -1  # never compacted
 
     def value_at(self, key: bytes, rev: int) -> tuple[bytes, int, int, int] | None:
         """(value, create, mod, version) of ``key`` at ``rev``."""
@@ -172,7 +172,7 @@ class StoreMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.model.rev > self.model.compact)
     @rule(data=st.data(), batch=st.sampled_from([1, 3, 1000]), partial=st.booleans())
     def compact(self, data: st.DataObject, batch: int, partial: bool) -> None:
-        rev = data.draw(st.integers(self.model.compact + 1, self.model.rev))
+        rev = data.draw(st.integers(max(self.model.compact + 1, 1), self.model.rev))
         self.both(lambda s: s.compact(rev).revision)
         self.model.compact = rev
         self.store.compact_batch(batch)
@@ -226,7 +226,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @invariant()
     def history_matches_announcements(self) -> None:
-        start = max(self.model.compact, 1)
+        start = max(self.model.compact, 2)
         history = self.store.events(start)
         announced = [(rev, evs) for rev, evs in self.announced if rev >= start]
         # compaction removes superseded versions from the history: what is left is a subsequence

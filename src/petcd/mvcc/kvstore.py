@@ -29,6 +29,10 @@ Reading at revision R: for each ikey in the range, the first entry at or after `
 the newest version at or before R; if it is a tombstone the key does not exist at R. The walk skips
 the newer versions and the older ones of each key (by stepping, and by seeking past a long run).
 
+Revisions are etcd's: an empty store is at revision 1 (so the first write makes revision 2, and the
+stored ``KeyValue``s, hence HashKV, match etcd's byte for byte; tests/mvcc/test_etcd_hashkv.py checks
+against the reference server), and the compaction revision is -1 until the first compaction.
+
 Writes
 ------
 ``with store.write() as w:`` opens one backend write transaction; ``w.backend`` is that transaction,
@@ -178,6 +182,18 @@ class LeaseHooks(Protocol):
 
 def _u64(raw: bytes | None) -> int:
     return _U64.unpack(raw)[0] if raw is not None else 0
+
+
+def _current(txn: ReadTxn) -> int:
+    """The current revision: 1 in an empty store, as in etcd (the first write makes revision 2)."""
+    raw = txn.get(META_BUCKET, CURRENT_REV_KEY)
+    return _U64.unpack(raw)[0] if raw is not None else 1
+
+
+def _compacted(txn: ReadTxn) -> int:
+    """The (scheduled) compaction revision; -1 when never compacted, as etcd reports it."""
+    raw = txn.get(META_BUCKET, COMPACT_REV_KEY)
+    return _U64.unpack(raw)[0] if raw is not None else -1
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -757,8 +773,8 @@ class KVStore:
     def reload(self) -> None:
         """Re-read the revisions and alarm from the backend (after opening, or a backend restore)."""
         with self.backend.read_txn() as txn:
-            self._current_rev = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
-            self._compact_rev = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            self._current_rev = _current(txn)
+            self._compact_rev = _compacted(txn)
             self._nospace = txn.get(META_BUCKET, NOSPACE_KEY) is not None
 
     def set_event_sink(self, sink: EventSink | None) -> None:
@@ -783,14 +799,14 @@ class KVStore:
     def revisions(self) -> tuple[int, int]:
         """``(current_rev, compact_rev)`` as committed (reads the backend: right in any process)."""
         with self.backend.read_txn() as txn:
-            return _u64(txn.get(META_BUCKET, CURRENT_REV_KEY)), _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            return _current(txn), _compacted(txn)
 
     # -- reads ----------------------------------------------------------------------------------
 
     def range(self, req: RangeRequestLike) -> RangeResult:
         with self.backend.read_txn() as txn:
-            current = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
-            compact = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            current = _current(txn)
+            compact = _compacted(txn)
             return _range(txn, req, current, compact)
 
     def events(
@@ -799,7 +815,7 @@ class KVStore:
         """The changes of revisions ``start_rev <= rev < end_rev`` (None: to the current one)."""
         out: list[tuple[int, list[Event]]] = []
         with self.backend.read_txn() as txn:
-            compact = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            compact = _compacted(txn)
             if start_rev < compact:
                 raise Compacted()
             stop = keys.rev_bytes(end_rev, 0) if end_rev is not None else None
@@ -849,7 +865,7 @@ class KVStore:
     def iter_leased_keys(self) -> Iterator[tuple[int, bytes]]:
         """``(lease, key)`` of every live key attached to a lease (for the lessor's recovery)."""
         with self.backend.read_txn() as txn:
-            current = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
+            current = _current(txn)
             for raw in _walk(txn, b"\x00", b"\x00", current):
                 kv = KeyValue.FromString(raw)
                 if kv.lease:
@@ -897,8 +913,8 @@ class KVStore:
     def txn(self, req: TxnRequestLike, w: StoreWrite | None = None) -> TxnResult:
         if not _is_write(req.success) and not _is_write(req.failure) and w is None:
             with self.backend.read_txn() as txn:
-                current = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
-                compact = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+                current = _current(txn)
+                compact = _compacted(txn)
                 return _ReadOnlyTxn(txn, current, compact, self.max_txn_ops).txn(req)
         return self._run(w, lambda w: w.txn(req))
 
@@ -910,9 +926,7 @@ class KVStore:
 
     def compaction_pending(self) -> bool:
         with self.backend.read_txn() as txn:
-            return _u64(txn.get(META_BUCKET, FINISHED_COMPACT_REV_KEY)) < _u64(
-                txn.get(META_BUCKET, COMPACT_REV_KEY)
-            )
+            return _u64(txn.get(META_BUCKET, FINISHED_COMPACT_REV_KEY)) < _compacted(txn)
 
     def compact_batch(self, limit: int = DEFAULT_COMPACTION_BATCH, w: StoreWrite | None = None) -> bool:
         return self._run(w, lambda w: w.compact_batch(limit))
@@ -943,8 +957,8 @@ class KVStore:
 
     def hash_kv(self, rev: int = 0) -> HashKVResult:
         with self.backend.read_txn() as txn:
-            current = _u64(txn.get(META_BUCKET, CURRENT_REV_KEY))
-            compact = _u64(txn.get(META_BUCKET, COMPACT_REV_KEY))
+            current = _current(txn)
+            compact = _compacted(txn)
             if rev > 0 and rev <= compact:
                 raise Compacted()
             if rev > current:
