@@ -281,6 +281,7 @@ def _torn_tail(fs: SimFileSystem) -> tuple[str, int]:
     w.save(HardState(term=1, vote=1), ents(1, 5))
     offset = w._offset
     w.save(HardState(term=1, vote=1), [Entry(term=1, index=6, data=b"\xaa" * 1500)])
+    w.close()
     path = f"{DIR}/{segment_files(fs)[0]}"
     start = (offset // 512 + 1) * 512
     buf = bytearray(fs.read_file(path))
@@ -444,6 +445,7 @@ def test_stale_bytes_beyond_a_hole_are_zeroed_before_appending() -> None:
     w = Wal.create(fs, DIR, META, segment_bytes=SEG)
     w.save(HardState(term=1, vote=1, commit=0), ents(1, 3))
     end = w._offset
+    w.close()
     path = f"{DIR}/{segment_files(fs)[0]}"
     stale = fs.read_file(path)[:end]
     f = fs.open(path)
@@ -480,3 +482,24 @@ def test_entry_at_or_below_the_snapshot_replaces_what_followed() -> None:
     w.save_snapshot(WalSnapshot(index=1, term=2))
     w.close()
     assert reopen(fs, WalSnapshot(index=1, term=2), segment_bytes=SEG)[3] == []
+
+
+def test_a_second_writer_fails_at_once_readers_do_not() -> None:
+    fs = SimFileSystem()
+    w = Wal.create(fs, DIR, META, segment_bytes=SEG)
+    with pytest.raises(WalError, match="already open for writing"):
+        Wal.open(fs, DIR)
+    Wal.open(fs, DIR, write=False).read_all()
+    w.close()
+    w2, _, _, _ = reopen(fs, segment_bytes=SEG)
+    with pytest.raises(WalError, match="already open for writing"):
+        Wal.open(fs, DIR)
+    w2.close()
+
+
+def test_a_failed_read_all_releases_the_lock() -> None:
+    fs = SimFileSystem()
+    Wal.create(fs, DIR, META, segment_bytes=SEG).close()
+    with pytest.raises(SnapshotNotFoundError):
+        reopen(fs, WalSnapshot(index=9, term=1))
+    reopen(fs)[0].close()

@@ -57,7 +57,7 @@ from typing import NamedTuple
 from petcd.codec.errors import DecodeError
 from petcd.codec.raft import decode_entry, decode_hard_state, encode_entry, encode_hard_state
 from petcd.codec.wal import RecordType, WalRecord, WalSnapshot, decode_wal_snapshot, encode_wal_snapshot
-from petcd.fs import File, FileSystem
+from petcd.fs import File, FileSystem, Lock, LockedError
 from petcd.raft.rawnode import must_sync
 from petcd.raft.types import EMPTY_HARD_STATE, Entry, HardState
 from petcd.wal.errors import (
@@ -212,6 +212,8 @@ class Wal:
         self._reading = False
         self._write = True
         self._closed = False
+        # Held while open for writing: a second writer fails at once (etcd flocks its segments).
+        self._lock: Lock | None = None
         # (segment path, offset) where read_all cut off a torn tail, for the caller to log.
         self.repaired: tuple[str, int] | None = None
 
@@ -232,6 +234,7 @@ class Wal:
             raise WalExistsError(f"wal: {dir} already holds a WAL")
         fs.make_dirs(dir)
         w = cls(fs, dir, segment_bytes=segment_bytes, unsafe_no_fsync=unsafe_no_fsync)
+        w._take_lock()
         w._metadata = metadata
         w._remove_temporaries()
         # The empty snapshot marker is part of the first segment's head, so the segment that
@@ -242,9 +245,12 @@ class Wal:
         ]
         w._start_segment(_segment(wal_name(0, 0)), prev_crc=0, head=head)
         if not unsafe_no_fsync:
+            # The directories may be new too: make their entries durable (wal in member, member
+            # in the data dir) so the WAL cannot vanish with them.
             parent = posixpath.dirname(posixpath.normpath(dir))
-            if parent:
-                fs.fsync_dir(parent)
+            for d in (parent, posixpath.dirname(parent)):
+                if d and d != "/":
+                    fs.fsync_dir(d)
         return w
 
     @classmethod
@@ -281,8 +287,19 @@ class Wal:
         w._reading = True
         w._write = write
         if write:
-            w._remove_temporaries()
+            w._take_lock()
+            try:
+                w._remove_temporaries()
+            except BaseException:
+                w.close()
+                raise
         return w
+
+    def _take_lock(self) -> None:
+        try:
+            self._lock = self._fs.try_lock(self.dir)
+        except LockedError:
+            raise WalError(f"wal: {self.dir} is already open for writing by another process") from None
 
     def _path(self, name: str) -> str:
         return posixpath.join(self.dir, name)
@@ -300,10 +317,20 @@ class Wal:
     # --- reading ---------------------------------------------------------------------------
 
     def read_all(self) -> WalData:
-        """Replay the held segments from the snapshot marker given to `open`."""
+        """Replay the held segments from the snapshot marker given to `open`.
+
+        On any error the WAL is closed (and its lock released): it cannot be used.
+        """
         if not self._reading:
             raise WalError("wal: read_all is only allowed once, right after open")
         self._reading = False
+        try:
+            return self._read_all()
+        except BaseException:
+            self.close()
+            raise
+
+    def _read_all(self) -> WalData:
         replay = _Replay(self._start)
         crc = 0
         decoder: SegmentDecoder | None = None
@@ -487,11 +514,16 @@ class Wal:
     def close(self) -> None:
         if self._closed:
             return
-        if self._tail is not None:
-            self._flush()
-            self._sync()
-            self._tail.close()
-        self._closed = True
+        try:
+            if self._tail is not None:
+                self._flush()
+                self._sync()
+                self._tail.close()
+        finally:
+            self._closed = True
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None
 
 
 def valid_snapshot_entries(fs: FileSystem, dir: str) -> list[WalSnapshot]:
