@@ -684,6 +684,9 @@ class _ChaosCluster:
         if not lost:
             with contextlib.suppress(RaftError):
                 self.nodes[m.to].step(m)
+        elif m.type == MT.MSG_APP and m.from_ not in self.down and self.rng.random() < 0.5:
+            # Sometimes the transport notices.
+            self.nodes[m.from_].report_unreachable(m.to)
         if m.type == MT.MSG_SNAP and m.from_ not in self.down:
             # The transport tells the sender how sending the snapshot went, as etcd's does;
             # without it the leader would wait for the follower forever.
@@ -752,6 +755,10 @@ class _ChaosCluster:
             self.nodes[nid].read_index(ctx)
         elif action < 0.955 and self.membership:
             self.propose_conf_change()
+        elif action < 0.957:
+            # Leadership transfer to a random node (learners and the leader itself are refused).
+            nid = rng.choice(up)
+            self.nodes[nid].transfer_leader(rng.choice(self.ids))
         elif action < 0.96:
             # Partition a node away (one at a time), or, less often, heal.
             if not self.isolated:
