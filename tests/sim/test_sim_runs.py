@@ -68,19 +68,28 @@ def test_seed_corpus_passes() -> None:
     assert not failures, "\n".join(failures)
 
 
-def _regression_seeds() -> Iterator[tuple[int, int, int | None]]:
+def _regression_seeds() -> Iterator[object]:
+    """Lines of regression_seeds.txt: `seed [ticks=N] [nodes=N] [xfail=reason] [knob=value ...]`."""
     for raw in (HERE / "regression_seeds.txt").read_text().splitlines():
         line = raw.split("#", 1)[0].split()
         if not line:
             continue
         opts = dict(tok.split("=", 1) for tok in line[1:])
-        nodes = opts.get("nodes")
-        yield int(line[0]), int(opts.get("ticks", CORPUS_TICKS)), int(nodes) if nodes else None
+        ticks = int(opts.pop("ticks", CORPUS_TICKS))
+        nodes = int(opts["nodes"]) if "nodes" in opts else None
+        opts.pop("nodes", None)
+        xfail = opts.pop("xfail", None)
+        params = (int(line[0]), ticks, nodes, opts)
+        if xfail:
+            # A raft bug reported and not fixed yet; it starts passing (XPASS) once it is.
+            yield pytest.param(*params, marks=pytest.mark.xfail(reason=xfail, strict=False))
+        else:
+            yield params
 
 
-@pytest.mark.parametrize(("seed", "ticks", "nodes"), list(_regression_seeds()))
-def test_regression_seed(seed: int, ticks: int, nodes: int | None) -> None:
-    result = run_seed(seed, ticks=ticks, nodes=nodes)
+@pytest.mark.parametrize(("seed", "ticks", "nodes", "overrides"), list(_regression_seeds()))
+def test_regression_seed(seed: int, ticks: int, nodes: int | None, overrides: dict[str, str]) -> None:
+    result = run_seed(seed, ticks=ticks, nodes=nodes, overrides=overrides)
     assert result.ok, result.summary()
 
 

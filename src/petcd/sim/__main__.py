@@ -1,6 +1,6 @@
 """Command line of the simulator.
 
-python -m petcd.sim --seed N [--ticks T] [--nodes 3|5] [--verbose]
+python -m petcd.sim --seed N [--ticks T] [--nodes 3|5] [--set KNOB=VALUE]... [--verbose]
     replay one seed: print its event log and its verdict (exit 1 on a violation)
 python -m petcd.sim --seeds A-B [--jobs J] [--ticks T] [--nodes 3|5]
     sweep seeds A..B: print a summary, exit 1 naming every failing seed and its violation
@@ -12,7 +12,8 @@ import argparse
 import sys
 import time
 
-from petcd.sim.sweep import DEFAULT_TICKS, parse_seed_range, run_seed, sweep
+from petcd.sim.knobs import Knobs
+from petcd.sim.sweep import DEFAULT_TICKS, parse_overrides, parse_seed_range, run_seed, sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,10 +29,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--verbose", action="store_true", help="log every drop, disk write and raft log line")
     parser.add_argument("--jobs", type=int, default=1, help="worker processes for a sweep")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KNOB=VALUE",
+        help="override a knob drawn from the seed (repeatable), e.g. --set crash_rate=0.03",
+    )
     args = parser.parse_args(argv)
+    try:
+        overrides = parse_overrides(args.set)
+        Knobs().with_overrides(overrides)
+    except ValueError as e:
+        parser.error(str(e))
 
     if args.seed is not None:
-        result = run_seed(args.seed, ticks=args.ticks, nodes=args.nodes, log=True, verbose=args.verbose)
+        result = run_seed(
+            args.seed, ticks=args.ticks, nodes=args.nodes, log=True, verbose=args.verbose, overrides=overrides
+        )
         out = sys.stdout
         for line in result.log:
             out.write(line + "\n")
@@ -41,13 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     failed = []
     count = 0
-    for result in sweep(args.seeds, ticks=args.ticks, nodes=args.nodes, jobs=args.jobs):
+    totals: dict[str, int] = {}
+    for result in sweep(args.seeds, ticks=args.ticks, nodes=args.nodes, jobs=args.jobs, overrides=overrides):
         count += 1
+        for name, value in result.stats.items():
+            totals[name] = totals.get(name, 0) + value
         if args.verbose or not result.ok:
             print(result.summary(), flush=True)
         if not result.ok:
             failed.append(result)
     elapsed = time.monotonic() - started
+    print("totals: " + " ".join(f"{name}={value}" for name, value in totals.items()))
     print(f"{count} seeds, {count - len(failed)} passed, {len(failed)} failed in {elapsed:.1f}s")
     for result in failed:
         print(f"FAILED seed {result.seed}: {result.violations[0]}")

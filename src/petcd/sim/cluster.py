@@ -148,6 +148,7 @@ class Simulation:
         ticks: int = 300,
         nodes: int | None = None,
         knobs: Knobs | None = None,
+        overrides: dict[str, str] | None = None,
         log: EventLog | None = None,
         liveness_ticks: int | None = None,
         probe_ticks: int | None = None,
@@ -155,6 +156,8 @@ class Simulation:
         self.seed = seed
         self.rand = random.Random(seed)
         self.knobs = knobs if knobs is not None else Knobs.draw(self.rand, nodes)
+        if overrides:
+            self.knobs = self.knobs.with_overrides(overrides)
         k = self.knobs
         self.ticks = ticks
         self.liveness_ticks = liveness_ticks if liveness_ticks is not None else 40 * k.election_tick
@@ -175,6 +178,7 @@ class Simulation:
         self.client_rand = random.Random(self.rand.getrandbits(64))
         self.disk_rand = random.Random(self.rand.getrandbits(64))
         self.nodes: dict[int, SimNode] = {}
+        self.tick_period: dict[int, int] = {}  # node -> units per raft tick (its clock rate)
         self.proposals: dict[str, Proposal] = {}
         self.write_index: dict[str, int] = {}  # write id -> index of its first (effective) application
         self.phase = "chaos"
@@ -200,6 +204,8 @@ class Simulation:
             "crashes": 0,
             "partitions": 0,
             "snapshots_sent": 0,
+            "snapshots_installed": 0,
+            "transfers": 0,
             "conf_changes": 0,
             "max_index": 0,
         }
@@ -248,13 +254,15 @@ class Simulation:
 
     def _schedule_ticks(self, node: SimNode) -> None:
         phase = self.fault_rand.randint(1, UNITS_PER_TICK - 1)
+        skew = self.knobs.clock_skew
+        self.tick_period[node.id] = UNITS_PER_TICK + self.fault_rand.randint(-skew, skew)
         self.sched.at(self.sched.now + phase, self._node_tick, node.id)
 
     def _node_tick(self, node_id: int) -> None:
         node = self.nodes[node_id]
         if node.removed:
             return
-        self.sched.after(UNITS_PER_TICK, self._node_tick, node_id)
+        self.sched.after(self.tick_period[node_id], self._node_tick, node_id)
         if node.alive and node.rn is not None:
             self._current = node_id
             node.rn.tick()
@@ -448,6 +456,7 @@ class Simulation:
             node.conf_state = meta.conf_state
             node.raft_applied = meta.index
             self.checker.on_snapshot(now, node.id, meta.index, meta.term)
+            self.stats["snapshots_installed"] += 1
             self.log.add(now, node.id, f"install snapshot index={meta.index} term={meta.term}")
         if rd.entries:
             storage.append(list(rd.entries))
@@ -590,6 +599,19 @@ class Simulation:
             return
         if dest.removed:
             return
+        if (
+            m.type == MessageType.MSG_SNAP
+            and self.knobs.hold_snapshots
+            and dest.pending is not None
+            and dest.pending.committed_entries
+        ):
+            # Hold a snapshot until the node has applied the Ready it is writing: raft would
+            # restore the snapshot's configuration at once, and the conf changes of that Ready
+            # (already part of it) would then be applied a second time (a leave-joint twice is a
+            # panic). etcd's raft has the same hazard: requests.md, "snapshot between Ready and
+            # Advance".
+            self.sched.after(1, self._deliver, m, from_incarnation, to_incarnation)
+            return
         rn = dest.rn
         assert rn is not None
         self._current = dest.id
@@ -669,6 +691,7 @@ class Simulation:
             return
         to = self.fault_rand.choice(voters)
         self.log.add(self.sched.now, leader.id, f"transfer leadership to {to}")
+        self.stats["transfers"] += 1
         self._current = leader.id
         leader.rn.transfer_leader(to)
         self._drive(leader)
@@ -716,11 +739,13 @@ class Simulation:
         return best
 
     def _pick_target(self) -> SimNode | None:
+        """Mostly the node that believes it leads; sometimes any node (raft forwards)."""
+        r = self.client_rand
         leader = self._leader_guess()
-        if leader is not None:
+        if leader is not None and r.random() < 0.8:
             return leader
         alive = self.alive_members()
-        return self.client_rand.choice(alive) if alive else None
+        return r.choice(alive) if alive else None
 
     def _clients(self) -> None:
         k = self.knobs

@@ -47,6 +47,10 @@ class Knobs:
     read_rate: float = 0.1
     conf_change_rate: float = 0.0
     transfer_rate: float = 0.0
+    # Node clocks run at different rates: a node's tick lasts UNITS_PER_TICK +- up to this.
+    clock_skew: int = 0
+    # Hold a MsgSnap while the node is writing a Ready with committed entries (see cluster.py).
+    hold_snapshots: bool = True
     keys: int = 4
 
     @classmethod
@@ -83,12 +87,30 @@ class Knobs:
             leader_sends_early=rand.random() < 0.5,
             max_uncommitted_entries_size=rand.choice((0, 0, 0, 300)),
             transfer_rate=rand.choice((0.0, 0.0, 0.005, 0.02)),
+            clock_skew=rand.choice((0, 0, 1, 2)),
         )
         if k.heartbeat_tick >= k.election_tick:
             k = replace(k, heartbeat_tick=1)
         if nodes is not None:
             k = replace(k, nodes=nodes)
         return k
+
+    def with_overrides(self, overrides: dict[str, str]) -> Knobs:
+        """These knobs with some replaced, from `name=value` text (as on the command line)."""
+        values: dict[str, object] = {}
+        for name, text in overrides.items():
+            if name not in self.__dataclass_fields__:
+                raise ValueError(f"unknown knob {name!r}")
+            current = getattr(self, name)
+            if isinstance(current, bool):
+                if text.lower() not in ("true", "false", "1", "0"):
+                    raise ValueError(f"knob {name} wants true or false, not {text!r}")
+                values[name] = text.lower() in ("true", "1")
+            elif isinstance(current, int):
+                values[name] = int(text)
+            else:
+                values[name] = float(text)
+        return replace(self, **values)  # type: ignore[arg-type]
 
     def describe(self) -> str:
         return " ".join(f"{name}={value}" for name, value in asdict(self).items())

@@ -22,25 +22,44 @@ def run_seed(
     nodes: int | None = None,
     log: bool = False,
     verbose: bool = False,
+    overrides: dict[str, str] | None = None,
 ) -> SimResult:
-    return Simulation(seed, ticks=ticks, nodes=nodes, log=EventLog(enabled=log, verbose=verbose)).run()
+    return Simulation(
+        seed, ticks=ticks, nodes=nodes, overrides=overrides, log=EventLog(enabled=log, verbose=verbose)
+    ).run()
 
 
-def _run_quiet(args: tuple[int, int, int | None]) -> SimResult:
-    seed, ticks, nodes = args
-    return run_seed(seed, ticks=ticks, nodes=nodes)
+def _run_quiet(args: tuple[int, int, int | None, dict[str, str] | None]) -> SimResult:
+    seed, ticks, nodes, overrides = args
+    return run_seed(seed, ticks=ticks, nodes=nodes, overrides=overrides)
 
 
 def sweep(
-    seeds: Iterable[int], *, ticks: int = DEFAULT_TICKS, nodes: int | None = None, jobs: int = 1
+    seeds: Iterable[int],
+    *,
+    ticks: int = DEFAULT_TICKS,
+    nodes: int | None = None,
+    jobs: int = 1,
+    overrides: dict[str, str] | None = None,
 ) -> Iterator[SimResult]:
     """Run every seed (without event logs); results come back in seed order."""
-    work = [(s, ticks, nodes) for s in seeds]
+    work = [(s, ticks, nodes, overrides) for s in seeds]
     if jobs <= 1:
         yield from map(_run_quiet, work)
         return
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         yield from pool.map(_run_quiet, work, chunksize=4)
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, str]:
+    """`name=value` strings (knob overrides) as a dict."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValueError(f"expected name=value, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
 
 
 def parse_seed_range(text: str) -> range:
