@@ -10,9 +10,11 @@ server applies one Ready per transaction), then measures, each for about --secon
 * the time to open the store again (close, reopen the LMDB environment, first range),
 * the size of the database per key.
 
-Prints a markdown table. ``--memory`` runs the same on MemoryBackend.
+Prints a markdown table. ``--memory`` runs the same on MemoryBackend. ``--etcd`` also loads the same
+keys into the reference etcd (/usr/bin/etcd, through gRPC txns of 128 puts) and measures its restart:
+from starting the process to the first answered range (etcd rebuilds its in-memory key index then).
 
-    python benchmarks/mvcc_throughput.py [--keys N | --million] [--batch B] [--seconds S] [--memory]
+    python benchmarks/mvcc_throughput.py [--keys N | --million] [--batch B] [--seconds S] [--memory] [--etcd]
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ import argparse
 import random
 import resource
 import shutil
+import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -50,6 +54,69 @@ def rate(fn: Callable[[], int], seconds: float) -> float:
             return done / elapsed
 
 
+def etcd_restart_s(n: int, workdir: Path) -> tuple[float, float]:
+    """Load ``n`` keys into the reference etcd, restart it; (load puts/s, seconds to first range)."""
+    import grpc
+
+    from petcd.pb.etcdserverpb import rpc_pb2 as pb
+    from petcd.pb.etcdserverpb import rpc_pb2_grpc
+
+    ports = []
+    for _ in range(2):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            ports.append(sock.getsockname()[1])
+    client = f"http://127.0.0.1:{ports[0]}"
+    peer = f"http://127.0.0.1:{ports[1]}"
+    argv = [
+        shutil.which("etcd") or "/usr/bin/etcd",
+        "--data-dir",
+        str(workdir / "etcd"),
+        "--listen-client-urls",
+        client,
+        "--advertise-client-urls",
+        client,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        f"default={peer}",
+        "--quota-backend-bytes",
+        str(8 << 30),
+    ]
+
+    def start() -> tuple[subprocess.Popen[bytes], float]:
+        started = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with grpc.insecure_channel(client.removeprefix("http://")) as channel:
+            stub = rpc_pb2_grpc.KVStub(channel)
+            while True:
+                try:
+                    stub.Range(pb.RangeRequest(key=key(n // 2)), timeout=1)
+                    return proc, time.perf_counter() - started
+                except grpc.RpcError:
+                    time.sleep(0.01)
+
+    proc, _ = start()
+    started = time.perf_counter()
+    with grpc.insecure_channel(client.removeprefix("http://")) as channel:
+        stub = rpc_pb2_grpc.KVStub(channel)
+        for lo in range(0, n, 128):
+            ops = [
+                pb.RequestOp(request_put=pb.PutRequest(key=key(i), value=VALUE))
+                for i in range(lo, min(n, lo + 128))
+            ]
+            stub.Txn(pb.TxnRequest(success=ops))
+    load_rate = n / (time.perf_counter() - started)
+    proc.terminate()
+    proc.wait()
+    proc, restart_s = start()
+    proc.terminate()
+    proc.wait()
+    return load_rate, restart_s
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -59,6 +126,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--memory", action="store_true", help="MemoryBackend instead of LMDB")
+    parser.add_argument("--etcd", action="store_true", help="also measure the reference etcd's restart")
     args = parser.parse_args()
     n = 1_000_000 if args.million else args.keys
     rng = random.Random(1)
@@ -145,6 +213,10 @@ def main() -> None:
                 )
             )
         backend.close()
+        if args.etcd:
+            load_rate, restart_s = etcd_restart_s(n, workdir)
+            rows.append((f"etcd 3.4: load {n:,} keys (gRPC txns of 128)", f"{load_rate:,.0f} puts/s"))
+            rows.append((f"etcd 3.4: restart with {n:,} keys, to first range", f"{restart_s * 1000:,.0f} ms"))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
