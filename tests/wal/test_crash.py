@@ -53,6 +53,7 @@ class Log:
     synced_state: int = -1
     snapshots: list[WalSnapshot] = field(default_factory=list)
     synced_snapshots: int = 0
+    purged: int = 0
 
 
 def write_batches(w: Wal, log: Log, first_batch: int, batches: int) -> None:
@@ -66,22 +67,26 @@ def write_batches(w: Wal, log: Log, first_batch: int, batches: int) -> None:
             ents = [
                 Entry(term=term, index=next_index + i, data=payload(next_index + i)) for i in range(1 + b % 4)
             ]
-        hs = HardState(term=term, vote=1, commit=len(log.entries) - (b % 2))
         prev = log.states[-1] if log.states else EMPTY_HARD_STATE
+        hs = HardState(term=term, vote=1, commit=max(prev.commit, len(log.entries) - (b % 2)))
         log.entries.extend(ents)
         log.states.append(hs)
         w.save(hs, ents)
         if ents or hs.term != prev.term or hs.vote != prev.vote:
             log.synced_entries = len(log.entries)
             log.synced_state = len(log.states) - 1
-        if b % 7 == 6 and log.entries:
-            snap = WalSnapshot(index=hs.commit, term=log.entries[hs.commit - 1].term if hs.commit else 0)
+        last_snap = log.snapshots[-1].index if log.snapshots else 0
+        if b % 7 == 6 and hs.commit > last_snap:
+            snap = WalSnapshot(index=hs.commit, term=log.entries[hs.commit - 1].term)
             log.snapshots.append(snap)
             w.save_snapshot(snap)
             log.synced_snapshots = len(log.snapshots)
             # save_snapshot fsyncs, which makes every earlier write durable too.
             log.synced_entries = len(log.entries)
             log.synced_state = len(log.states) - 1
+            # The snapshot covers everything up to its index: older segments may go.
+            w.release_lock_to(snap.index)
+            log.purged += len(w.purge(2))
 
 
 def workload(fs: SimFileSystem, log: Log) -> None:
@@ -96,17 +101,13 @@ def check_recovered(fs: SimFileSystem, log: Log, where: str) -> tuple[Wal, int, 
     if not exists(fs, DIR):
         assert not log.created, f"{where}: WAL vanished after create returned"
         return None
-    if log.synced_snapshots:
-        snap = log.snapshots[log.synced_snapshots - 1]
-        ro = Wal.open(fs, DIR, snap, write=False, segment_bytes=SEGMENT_BYTES)
-        _, _, after = ro.read_all()
-        assert after == log.entries[snap.index : snap.index + len(after)], where
-        assert snap.index + len(after) >= log.synced_entries, where
-    w = Wal.open(fs, DIR, WalSnapshot(), segment_bytes=SEGMENT_BYTES)
+    # Older segments may have been purged: open at the newest snapshot marker that was synced.
+    snap = log.snapshots[log.synced_snapshots - 1] if log.synced_snapshots else WalSnapshot()
+    w = Wal.open(fs, DIR, snap, segment_bytes=SEGMENT_BYTES)
     metadata, hs, ents = w.read_all()
     assert metadata == META, where
-    n = len(ents)
-    assert ents == log.entries[:n], f"{where}: not a prefix of what was written"
+    n = snap.index + len(ents)
+    assert ents == log.entries[snap.index : n], f"{where}: not a prefix of what was written"
     assert n >= log.synced_entries, f"{where}: lost fsynced entries: got {n}, synced {log.synced_entries}"
     if hs == EMPTY_HARD_STATE:
         assert log.synced_state < 0, f"{where}: lost the synced hard state"
@@ -136,12 +137,14 @@ def count_ops() -> int:
 TOTAL_OPS = count_ops()
 
 
-def test_the_workload_exercises_writes_syncs_and_cuts() -> None:
+def test_the_workload_exercises_writes_syncs_cuts_and_purges() -> None:
     fs = SimFileSystem()
-    workload(fs, Log())
+    log = Log()
+    workload(fs, log)
     kinds = {k for k, _ in fs.op_log}
-    assert {"write", "fdatasync", "rename", "fsync_dir", "truncate", "create"} <= kinds
-    assert len([n for n in fs.list_dir(DIR) if n.endswith(".wal")]) >= 4
+    assert {"write", "fdatasync", "rename", "fsync_dir", "truncate", "create", "remove"} <= kinds
+    assert log.purged >= 2 and len(log.snapshots) >= 3
+    assert len([n for n in fs.list_dir(DIR) if n.endswith(".wal")]) >= 2
     assert TOTAL_OPS >= 100
 
 
@@ -168,9 +171,9 @@ def run_crash_point(k: int, seed: int) -> None:
     w, n, hs = opened
     # Second life: continue writing, crash at a random point of it, recover once more.
     reset_log_to(log, n, hs)
-    fs.crash_at = fs.ops + rng.randrange(0, 40)
+    fs.crash_at = fs.ops + rng.randrange(0, 50)
     try:
-        write_batches(w, log, 0, 6)
+        write_batches(w, log, BATCHES, 8)
         w.close()
     except SimCrash:
         pass
@@ -180,11 +183,12 @@ def run_crash_point(k: int, seed: int) -> None:
     w2, n2, hs2 = opened
     # Third life: no crash; everything appended after the second recovery must be readable.
     reset_log_to(log, n2, hs2)
-    write_batches(w2, log, 0, 2)
+    write_batches(w2, log, BATCHES + 8, 3)
     w2.close()
-    w3 = Wal.open(fs, DIR, WalSnapshot(), segment_bytes=SEGMENT_BYTES)
+    snap = log.snapshots[-1] if log.snapshots else WalSnapshot()
+    w3 = Wal.open(fs, DIR, snap, segment_bytes=SEGMENT_BYTES)
     _, _, ents = w3.read_all()
-    assert ents == log.entries, where + ", third life"
+    assert ents == log.entries[snap.index :], where + ", third life"
 
 
 def test_crash_before_create_finishes_leaves_no_wal() -> None:
