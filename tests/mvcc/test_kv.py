@@ -444,6 +444,14 @@ TXN_CHECK_CASES: list[tuple[str, TxnRequest, type[Exception]]] = [
         TooManyOps,
     ),
     ("no key", TxnRequest(success=[op(PutRequest(b""))]), KeyNotProvided),
+    (
+        "nested txn shares the limit",
+        TxnRequest(
+            success=[op(RangeRequest(b"a"))] * 100
+            + [op(TxnRequest(success=[op(RangeRequest(b"k%d" % i)) for i in range(29)]))]
+        ),
+        TooManyOps,
+    ),
 ]
 
 

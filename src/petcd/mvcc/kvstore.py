@@ -410,7 +410,9 @@ def check_txn(req: TxnRequestLike, max_txn_ops: int = DEFAULT_MAX_TXN_OPS) -> No
 
 
 def _check_txn_sizes(req: TxnRequestLike, max_txn_ops: int) -> None:
-    if len(req.compare) > max_txn_ops or len(req.success) > max_txn_ops or len(req.failure) > max_txn_ops:
+    # etcd's checkTxnRequest: a nested txn gets what its parent's widest list leaves of the limit
+    opc = max(len(req.compare), len(req.success), len(req.failure))
+    if opc > max_txn_ops:
         raise TooManyOps()
     for c in req.compare:
         if not c.key:
@@ -426,7 +428,9 @@ def _check_txn_sizes(req: TxnRequestLike, max_txn_ops: int) -> None:
             if not op.request_delete_range.key:
                 raise KeyNotProvided()
         elif kind == "request_txn":
-            _check_txn_sizes(op.request_txn, max_txn_ops)
+            _check_txn_sizes(op.request_txn, max_txn_ops - opc)
+        else:
+            raise KeyNotFound()  # an empty RequestOp, as etcd answers it
 
 
 def _in_dels(dels: list[tuple[bytes, bytes]], k: bytes) -> bool:
