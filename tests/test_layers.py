@@ -62,6 +62,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "sim": frozenset(
         {"server", "raft", "wal", "fs", "backend", "mvcc", "lease", "auth", "codec", "ids", "errors"}
     ),
+    "client": frozenset({"pb", "errors"}),
+    # etcdctl, etcdutl and the benchmark tool; etcdutl works on a data dir offline, so it may
+    # open the WAL, snapshots and the backend directly.
+    "cli": frozenset({"client", "pb", "errors", "ids", "wal", "fs", "backend", "mvcc", "codec", "raft"}),
 }
 
 # layers that may import petcd.pb only for these message packages (no services, no grpc)
@@ -83,6 +87,7 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "auth": NETWORK_MODULES | {"lmdb"},
     "server": IO_MODULES - {"google"},
     "sim": IO_MODULES - {"google", "pathlib", "io", "tempfile", "shutil"},
+    "client": frozenset({"lmdb"}),
 }
 
 # Files allowed an import their layer forbids, with the reason.
