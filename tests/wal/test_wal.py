@@ -503,3 +503,44 @@ def test_a_failed_read_all_releases_the_lock() -> None:
     with pytest.raises(SnapshotNotFoundError):
         reopen(fs, WalSnapshot(index=9, term=1))
     reopen(fs)[0].close()
+
+
+def _three_segments(fs: SimFileSystem) -> list[str]:
+    w = Wal.create(fs, DIR, META, segment_bytes=512)
+    for i in range(1, 20):
+        w.save(HardState(term=1, vote=1, commit=i - 1), ents(i, i, size=60))
+    w.close()
+    names = segment_files(fs)
+    assert len(names) >= 3
+    return names
+
+
+def test_a_missing_middle_segment_is_refused() -> None:
+    fs = SimFileSystem()
+    names = _three_segments(fs)
+    fs.remove(f"{DIR}/{names[1]}")
+    with pytest.raises(WalNotFoundError, match="sequence broken"):
+        Wal.open(fs, DIR)
+
+
+def test_an_earlier_segment_cut_short_is_corruption_not_a_torn_tail() -> None:
+    fs = SimFileSystem()
+    names = _three_segments(fs)
+    path = f"{DIR}/{names[0]}"
+    f = fs.open(path)
+    f.truncate(f.size() - 20)
+    with pytest.raises(CorruptWalError, match="segment that is not the last") as err:
+        reopen(fs, segment_bytes=512)
+    assert err.value.path == path
+
+
+def test_zeros_inside_an_earlier_segment_are_corruption() -> None:
+    fs = SimFileSystem()
+    names = _three_segments(fs)
+    path = f"{DIR}/{names[0]}"
+    data = fs.read_file(path)
+    f = fs.open(path)
+    f.pwrite(len(data) - 200, bytes(80))
+    with pytest.raises(CorruptWalError) as err:
+        reopen(fs, segment_bytes=512)
+    assert err.value.path == path
