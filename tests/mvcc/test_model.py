@@ -44,6 +44,8 @@ KEYS = [
     LONG,
     b"L" * 439 + b"\x00" + b"x" * 100,  # cut where the zero no longer fits
     b"L" * 439 + b"M",
+    b"L" * 440,  # the longest short key: a prefix of the group above
+    b"L" * 441,  # the shortest long key of that group
 ]
 key_st = st.sampled_from(KEYS)
 value_st = st.binary(max_size=6)
