@@ -132,6 +132,7 @@ class StoreHistory(HistoryModel):
     def __init__(self, store: KVStore) -> None:
         super().__init__(rev=store.current_revision())
         self.store = store
+        self.event_sink: Callable[[int, list[pb_Event]], None] | None = None
         store.set_event_sink(self._sink)
 
     def current_revision(self) -> int:
@@ -161,8 +162,9 @@ class StoreHistory(HistoryModel):
         return rev
 
     def _sink(self, rev: int, events: list[pb_Event]) -> None:
-        if self.hook is not None:
-            self.hook(rev, [(ev.type == pb_Event.DELETE, ev.kv) for ev in events])
+        # `hook` gates delivery (None: a write the watchers must not hear of, as with the model)
+        if self.hook is not None and self.event_sink is not None:
+            self.event_sink(rev, events)
 
     def compact(self, rev: int) -> None:
         super().compact(rev)
@@ -192,6 +194,8 @@ def kv(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HistoryModel]
 def watchable(kv: HistoryModel, **kwargs: int) -> WatchableStore:
     ws = WatchableStore(kv, **kwargs)
     kv.hook = ws.notify
+    if isinstance(kv, StoreHistory):
+        kv.event_sink = ws.event_sink  # the store's own events, with their prev_kv
     return ws
 
 

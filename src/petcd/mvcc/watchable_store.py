@@ -32,14 +32,16 @@ which also calls `sync_watchers`/`sync_victims` (etcd runs them every 100 ms and
 with progress_notify). Only the streams' response queues are shared with consumers.
 
 The store it wraps is reached through the small `HistoryStore` protocol below; a write must be
-reported with `notify` after it commits and before any later write (the store's commit hook).
+reported after it commits and before any later write: `event_sink` is the KVStore's event sink
+(`store.set_event_sink(ws.event_sink)`), `notify` takes plain (is_delete, KeyValue) changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from petcd.errors import Compacted
 from petcd.mvcc.watcher import (
     COMPACTED_REASON,
     DEFAULT_MAX_REQUEST_BYTES,
@@ -54,6 +56,7 @@ from petcd.mvcc.watcher import (
     WatchStream,
     fragment_response,
 )
+from petcd.pb.mvccpb.kv_pb2 import Event as pb_Event
 
 CHAN_BUF_LEN = 128
 MAX_WATCHERS_PER_SYNC = 512
@@ -66,7 +69,7 @@ class HistoryStore(Protocol):
     def current_revision(self) -> int: ...
 
     def compact_revision(self) -> int:
-        """The last compaction's revision (0 if never); revisions below it are gone."""
+        """The last compaction's revision (0 or -1 if never); revisions below it are gone."""
         ...
 
     def history(self, min_rev: int, max_rev: int) -> Iterable[tuple[int, bool, KeyValue]]:
@@ -91,24 +94,29 @@ def changes_to_events(rev: int, changes: Iterable[tuple[bool, KeyValue]]) -> lis
 
 
 class _PrevKvCache:
-    """prev_kv lookups for one delivery round: each (key, revision) is read from the store once."""
+    """prev_kv for one delivery round: taken from the store's own event when it came with one,
+    else read from the store once per (key, revision)."""
 
-    def __init__(self, store: HistoryStore) -> None:
+    def __init__(self, store: HistoryStore, known: dict[int, KeyValue | None] | None = None) -> None:
         self._store = store
+        self._known = known or {}
         self._kvs: dict[tuple[bytes, int], KeyValue | None] = {}
         self._events: dict[int, Event] = {}
 
     def with_prev(self, ev: Event) -> Event:
         got = self._events.get(id(ev))
         if got is None:
-            lookup = (ev.kv.key, ev.revision - 1)
-            if lookup not in self._kvs:
-                try:
-                    self._kvs[lookup] = self._store.kv_at(*lookup)
-                except Exception:
-                    # Compacted away meanwhile: etcd leaves prev_kv unset then too.
-                    self._kvs[lookup] = None
-            got = Event(ev.type, ev.kv, self._kvs[lookup])
+            if id(ev) in self._known:
+                prev = self._known[id(ev)]
+            else:
+                lookup = (ev.kv.key, ev.revision - 1)
+                if lookup not in self._kvs:
+                    try:
+                        self._kvs[lookup] = self._store.kv_at(*lookup)
+                    except Compacted:
+                        self._kvs[lookup] = None  # compacted away meanwhile: unset, as etcd
+                prev = self._kvs[lookup]
+            got = Event(ev.type, ev.kv, prev)
             self._events[id(ev)] = got
         return got
 
@@ -186,7 +194,27 @@ class WatchableStore:
         """Deliver one committed revision to the synced watchers (the store's commit hook)."""
         self.notify_events(rev, changes_to_events(rev, changes))
 
-    def notify_events(self, rev: int, events: list[Event]) -> None:
+    def event_sink(self, rev: int, events: Sequence[pb_Event]) -> None:
+        """The KVStore's event sink (`store.set_event_sink(ws.event_sink)`): its events come with
+        prev_kv, which prev_kv watchers then get without another read."""
+        if not self.synced.watchers:
+            return
+        evs: list[Event] = []
+        known: dict[int, KeyValue | None] = {}
+        for e in events:
+            if e.type == pb_Event.DELETE:
+                ev = Event(
+                    DELETE, e.kv if e.kv.mod_revision == rev else KeyValue(key=e.kv.key, mod_revision=rev)
+                )
+            else:
+                ev = Event(PUT, e.kv)
+            known[id(ev)] = e.prev_kv if e.HasField("prev_kv") else None
+            evs.append(ev)
+        self.notify_events(rev, evs, known)
+
+    def notify_events(
+        self, rev: int, events: list[Event], known_prev: dict[int, KeyValue | None] | None = None
+    ) -> None:
         if not self.synced.watchers:
             return
         batches: dict[Watcher, list[Event]]
@@ -204,7 +232,7 @@ class WatchableStore:
                             batches[w] = [ev]
                         else:
                             batch.append(ev)
-        prev = _PrevKvCache(self.store)
+        prev = _PrevKvCache(self.store, known_prev)
         for w, evs in batches.items():
             if self._send(w, evs, rev, prev):
                 w.min_rev = rev + 1
