@@ -2499,3 +2499,20 @@ def test_stale_append_answered_with_check_quorum_only() -> None:
         msgs = read_messages(r)
         assert [m.type for m in msgs] == want
         assert all(m.term == 5 for m in msgs)
+
+
+def test_peer_list_follows_config_changes() -> None:
+    # Swap members in and out many times with maps of the same size; the leader must always
+    # address exactly the current members (a cache keyed on id() of freed maps once broke this).
+    r = new_test_raft(1, [1, 2, 3])
+    r.become_candidate()
+    r.become_leader()
+    for i in range(200):
+        victim = sorted(set(r.trk.progress) - {1})[0]
+        r.apply_conf_change(remove_node(victim))
+        r.apply_conf_change(add_node(10 + i))
+        want = sorted(set(r.trk.progress) - {1})
+        assert r._peer_ids() == want
+        read_messages(r)
+        r.bcast_heartbeat()
+        assert sorted(m.to for m in read_messages(r)) == want

@@ -191,7 +191,8 @@ class Raft:
         # ReadIndex requests that arrived before the leader committed an entry of its term.
         self.pending_read_index_messages: list[Message] = []
         self._peers: list[int] = []
-        self._peers_key: tuple[int, int, int] = (0, -1, 0)
+        self._peers_src: dict[int, Progress] = {}
+        self._peers_self = NONE
         self._tick: Callable[[], None] = self._tick_election
         self._step: StepFunc = self._step_follower
 
@@ -351,11 +352,16 @@ class Raft:
             self.send_heartbeat(pid, ctx)
 
     def _peer_ids(self) -> list[int]:
-        """Every other member, in ID order (cached: the map changes only with the config)."""
+        """Every other member, in ID order.
+
+        Cached per progress map: a configuration change installs a new map (switch_to_config),
+        and the cache holds a reference to the map it was computed from, so identity is a
+        sound test (an id() could be reused by a new map once the old one is freed).
+        """
         prs = self.trk.progress
-        key = (id(prs), len(prs), self.id)
-        if key != self._peers_key:
-            self._peers_key = key
+        if prs is not self._peers_src or len(prs) != len(self._peers_src) or self.id != self._peers_self:
+            self._peers_src = prs
+            self._peers_self = self.id
             self._peers = [pid for pid in sorted(prs) if pid != self.id]
         return self._peers
 
