@@ -4,8 +4,9 @@ Measures the watchable store's write-path cost (`notify`: find the watchers of t
 one response each, queue it on its stream) and the consumers' cost of taking the responses,
 for several shapes: every watcher on its own stream (one client per watch, as kubelets do),
 watchers sharing streams, prefix (range) watchers instead of single-key ones, and with prev_kv.
-Also the catch-up path: N unsynced watchers reading one revision from history. Prints a
-markdown table (median of --repeat puts, after one warm-up put).
+Also the catch-up path (N unsynced watchers reading one revision from history) and the real
+write path (KVStore.put committing to the Memory or LMDB backend, then its event sink fanning
+out). Prints a markdown table (median of --repeat puts, after one warm-up put).
 
     python benchmarks/watch_fanout.py [--watchers N] [--repeat R]
 """
@@ -14,10 +15,17 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+from petcd.backend import Backend
+from petcd.backend.lmdb import LmdbBackend, db_path
+from petcd.backend.memory import MemoryBackend
+from petcd.mvcc.kvstore import KVStore
+from petcd.mvcc.types import PutRequest
 from petcd.mvcc.watchable_store import WatchableStore
 from petcd.mvcc.watcher import KeyValue, WatchStream
 
@@ -131,6 +139,45 @@ def run_catch_up(watchers: int, repeat: int) -> dict[str, float]:
     }
 
 
+def run_kvstore(watchers: int, repeat: int, backend_kind: str) -> dict[str, float]:
+    """The real write path: KVStore.put (one backend commit) and its event sink fanning out."""
+    with tempfile.TemporaryDirectory() as directory:
+        backend: Backend
+        if backend_kind == "lmdb":
+            backend = LmdbBackend(db_path(Path(directory)))
+        else:
+            backend = MemoryBackend()
+        store = KVStore(backend)
+        ws = WatchableStore(store)
+        store.set_event_sink(ws.event_sink)
+        key = b"/registry/pods/default/p0"
+        store.put(PutRequest(key, b"v0"))
+        streams = [ws.new_watch_stream() for _ in range(watchers)]
+        for s in streams:
+            s.watch(key)
+        put_s: list[float] = []
+        drain_s: list[float] = []
+        for i in range(repeat + 1):
+            t0 = time.perf_counter()
+            store.put(PutRequest(key, b"value-%d" % i))
+            t1 = time.perf_counter()
+            delivered = sum(len(s.drain()) for s in streams)
+            t2 = time.perf_counter()
+            assert delivered == watchers
+            if i:
+                put_s.append(t1 - t0)
+                drain_s.append(t2 - t1)
+        backend.close()
+    put = statistics.median(put_s)
+    drain = statistics.median(drain_s)
+    return {
+        "notify_ms": put * 1e3,
+        "drain_ms": drain * 1e3,
+        "per_watcher_us": put / watchers * 1e6,
+        "events_per_s": watchers / (put + drain),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--watchers", type=int, default=10_000)
@@ -148,6 +195,13 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     rows = [(case.name, run(case, args.repeat)) for case in cases]
     rows.append((f"{n} unsynced watchers catch up 1 revision (sync_watchers)", run_catch_up(n, args.repeat)))
+    for kind in ("memory", "lmdb"):
+        rows.append(
+            (
+                f"KVStore.put on {kind} backend + fan-out to {n} key watchers",
+                run_kvstore(n, args.repeat, kind),
+            )
+        )
     for name, r in rows:
         print(
             f"| {name} | {r['notify_ms']:.1f} | {r['drain_ms']:.1f} | {r['per_watcher_us']:.2f} "
