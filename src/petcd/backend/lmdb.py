@@ -110,7 +110,12 @@ class _LmdbReadTxn:
         db = self._db(bucket)
         if db is None:
             return iter(())
-        return _iterate(self._txn.cursor(db=db), start, end, reverse)
+        cur = self._txn.cursor(db=db)
+        if end is None and not reverse:
+            # The hot case (the MVCC scan checks its own bound): LMDB's C iterator, no Python frame.
+            it: Iterator[tuple[bytes, bytes]] = cur.iternext() if cur.set_range(start) else iter(())
+            return it
+        return _iterate(cur, start, end, reverse)
 
     def seek(self, bucket: str, key: bytes) -> tuple[bytes, bytes] | None:
         db = self._db(bucket)

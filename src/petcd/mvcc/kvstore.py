@@ -226,10 +226,14 @@ def _scan(txn: ReadTxn, key: bytes, end: bytes, at_rev: int, keep: int) -> tuple
     group_of = b""
     decided = b""  # the ikey whose version at at_rev has been found
     skips = 0
-    it = txn.range(INDEX_BUCKET, lo, hi)
+    # Unbounded iteration, bounded here: the backend can then hand over its native iterator.
+    it = txn.range(INDEX_BUCKET, lo, None)
+    stop = hi if hi is not None else b"\xff" * 512  # above every key (they are <= 511 bytes)
     while True:
         restart: bytes | None = None
         for k, v in it:
+            if k >= stop:
+                break
             ik = k[:-16]
             if ik == decided or k[-16:-8] < threshold:
                 # an older version of a key already decided, or a version newer than at_rev
@@ -259,7 +263,7 @@ def _scan(txn: ReadTxn, key: bytes, end: bytes, at_rev: int, keep: int) -> tuple
                 out.append(v[1:])
         if restart is None:
             break
-        it = txn.range(INDEX_BUCKET, restart, hi)
+        it = txn.range(INDEX_BUCKET, restart, None)
     count += _flush(group, key, end, out, keep)
     return out, count
 
