@@ -40,6 +40,7 @@ from petcd.mvcc.watcher import (
     WatcherRangeEmpty,
     WatchResponse,
     WatchStream,
+    prefix_end,
 )
 from petcd.pb.mvccpb.kv_pb2 import Event as pb_Event
 
@@ -912,3 +913,51 @@ TestLmdbStoreWatchMachine = LmdbStoreWatchMachine.TestCase
 TestLmdbStoreWatchMachine.settings = settings(
     max_examples=25, stateful_step_count=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
+
+
+# -- the watcher index ---------------------------------------------------------------------------
+
+
+def test_prefix_end() -> None:
+    assert prefix_end(b"abc") == b"abd"
+    assert prefix_end(b"a\xff") == b"b"
+    assert prefix_end(b"a\xff\xff") == b"b"
+    assert prefix_end(b"\xff") == b""
+    assert prefix_end(b"") == b""
+
+
+RANGE_KEYS = [b"", b"a", b"a\x00", b"ab", b"abc", b"a\xff", b"a\xff\x00", b"b", b"\xff", b"\xff\xff"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ranges=st.lists(
+        st.tuples(
+            st.sampled_from(RANGE_KEYS),
+            st.one_of(st.none(), st.just(b"\x00"), st.sampled_from(RANGE_KEYS), st.just(b"prefix")),
+        ),
+        max_size=25,
+    ),
+    removals=st.lists(st.integers(0, 24), max_size=10),
+)
+def test_watcher_group_matches_brute_force(
+    ranges: list[tuple[bytes, bytes | None]], removals: list[int]
+) -> None:
+    kv = HistoryModel()
+    ws = watchable(kv)
+    s = ws.new_watch_stream()
+    for key, end in ranges:
+        if end == b"prefix":
+            end = prefix_end(key) or b"\x00"
+        if end is not None and end not in (b"", b"\x00") and key >= end:
+            continue
+        s.watch(key, end)
+    group = ws.synced
+    for i in removals:
+        ids = sorted(s.watchers)
+        if ids:
+            s.cancel(ids[i % len(ids)])
+    for probe in [*RANGE_KEYS, b"a\x01", b"ab\x00", b"zz", b"\xff\x00"]:
+        expected = {w for w in group.watchers if w.contains(probe)}
+        assert set(group.watchers_for(probe)) == expected, probe
+        assert group.contains(probe) == bool(expected)

@@ -196,21 +196,41 @@ class Watcher:
         return f"Watcher(id={self.id}, key={self.key!r}, end={self.end!r}, min_rev={self.min_rev})"
 
 
+def prefix_end(prefix: bytes) -> bytes:
+    """The end of the range holding exactly the keys that start with `prefix` (etcd's
+    GetPrefixRangeEnd); UNBOUNDED when no such end exists (empty or all-0xff prefix)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return UNBOUNDED
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
 class WatcherGroup:
     """Watchers indexed for "who watches this key?" (etcd's watcherGroup).
 
-    Single-key watchers sit in a dict by key; range watchers share one entry per distinct
-    interval, kept sorted by start so a lookup only looks at intervals starting at or before the
-    key. Insertion order is kept everywhere, so iteration is deterministic.
+    Watchers of the same key or the same interval share one member dict. Intervals are indexed
+    by shape, so a lookup costs little however many watchers there are:
+
+    * single keys: a dict by key;
+    * prefixes ([p, prefix_end(p)), what `--prefix` and Kubernetes watch): a dict by prefix,
+      probed with the key's own prefixes of the lengths in use;
+    * from-key intervals ([k, +inf)): starts kept sorted, every start <= key matches;
+    * any other interval: kept sorted by start, those starting at or before the key are checked.
+
+    Insertion order is kept everywhere, so iteration is deterministic.
     """
 
     def __init__(self) -> None:
         self.watchers: dict[Watcher, None] = {}
         self._key_watchers: dict[bytes, dict[Watcher, None]] = {}
         self._ranges: dict[tuple[bytes, bytes], dict[Watcher, None]] = {}
-        # Invariant: _intervals is sorted and holds exactly the keys of _ranges; _starts mirrors it.
-        self._intervals: list[tuple[bytes, bytes]] = []
-        self._starts: list[bytes] = []
+        # Invariant: each key of _ranges is in exactly one of the three indexes below.
+        self._prefixes: dict[bytes, dict[Watcher, None]] = {}
+        self._prefix_lengths: dict[int, int] = {}  # length -> number of prefixes of that length
+        self._lengths: list[int] = []  # sorted keys of _prefix_lengths
+        self._from_starts: list[bytes] = []  # sorted starts of the [start, +inf) intervals
+        self._intervals: list[tuple[bytes, bytes]] = []  # the other intervals, sorted
+        self._starts: list[bytes] = []  # mirrors _intervals' starts
 
     def __len__(self) -> int:
         return len(self.watchers)
@@ -232,10 +252,39 @@ class WatcherGroup:
         members = self._ranges.get(interval)
         if members is None:
             members = self._ranges[interval] = {}
+            self._index(interval, members)
+        members[w] = None
+
+    def _index(self, interval: tuple[bytes, bytes], members: dict[Watcher, None]) -> None:
+        start, end = interval
+        if end == UNBOUNDED:
+            bisect.insort(self._from_starts, start)
+        elif end == prefix_end(start):
+            self._prefixes[start] = members
+            n = len(start)
+            if n not in self._prefix_lengths:
+                bisect.insort(self._lengths, n)
+            self._prefix_lengths[n] = self._prefix_lengths.get(n, 0) + 1
+        else:
             at = bisect.bisect_left(self._intervals, interval)
             self._intervals.insert(at, interval)
-            self._starts.insert(at, w.key)
-        members[w] = None
+            self._starts.insert(at, start)
+
+    def _unindex(self, interval: tuple[bytes, bytes]) -> None:
+        start, end = interval
+        if end == UNBOUNDED:
+            del self._from_starts[bisect.bisect_left(self._from_starts, start)]
+        elif end == prefix_end(start):
+            del self._prefixes[start]
+            n = len(start)
+            self._prefix_lengths[n] -= 1
+            if not self._prefix_lengths[n]:
+                del self._prefix_lengths[n]
+                del self._lengths[bisect.bisect_left(self._lengths, n)]
+        else:
+            at = bisect.bisect_left(self._intervals, interval)
+            del self._intervals[at]
+            del self._starts[at]
 
     def delete(self, w: Watcher) -> bool:
         if w not in self.watchers:
@@ -252,15 +301,22 @@ class WatcherGroup:
         del members[w]
         if not members:
             del self._ranges[interval]
-            at = bisect.bisect_left(self._intervals, interval)
-            del self._intervals[at]
-            del self._starts[at]
+            self._unindex(interval)
         return True
 
     def _stabbing(self, key: bytes) -> Iterator[dict[Watcher, None]]:
+        if self._prefixes:
+            for n in self._lengths:
+                if n > len(key):
+                    break
+                members = self._prefixes.get(key[:n])
+                if members is not None:
+                    yield members
+        for at in range(bisect.bisect_right(self._from_starts, key)):
+            yield self._ranges[(self._from_starts[at], UNBOUNDED)]
         for at in range(bisect.bisect_right(self._starts, key)):
             start, end = self._intervals[at]
-            if end == UNBOUNDED or key < end:
+            if key < end:
                 yield self._ranges[(start, end)]
 
     def contains(self, key: bytes) -> bool:
