@@ -932,3 +932,34 @@ def test_tick_quiesced_advances_election_clock_only() -> None:
         rn.tick_quiesced()
     assert rn.raft.election_elapsed == 5
     assert rn.raft.msgs == []
+
+
+def test_snapshot_refused_while_committed_entries_are_being_applied() -> None:
+    # A follower holding a Ready with committed entries (not yet advanced) must not switch to
+    # a snapshot's configuration under the application's feet; the leader resends it later.
+    s = storage_with_peers(1, 2)
+    rn = RawNode(new_test_config(2, 10, 1, s))
+    rn.step(
+        Message(
+            MT.MSG_APP,
+            from_=1,
+            to=2,
+            term=1,
+            index=0,
+            log_term=0,
+            commit=1,
+            entries=(Entry(term=1, index=1),),
+        )
+    )
+    rd = rn.ready()
+    assert [e.index for e in rd.committed_entries] == [1]
+    snap = Snapshot(metadata=SnapshotMetadata(conf_state=ConfState(voters=(1, 2)), index=5, term=1))
+    rn.step(Message(MT.MSG_SNAP, from_=1, to=2, term=1, snapshot=snap))
+    assert rn.raft.raft_log.last_index() == 1  # ignored
+    s.append(rd.entries)
+    s.set_hard_state(rd.hard_state)
+    rn.advance(rd)
+    rd = rn.ready()  # the answer to the ignored snapshot
+    rn.advance(rd)
+    rn.step(Message(MT.MSG_SNAP, from_=1, to=2, term=1, snapshot=snap))
+    assert rn.raft.raft_log.last_index() == 5

@@ -190,6 +190,9 @@ class Raft:
         self.logger: Logger = c.logger
         # ReadIndex requests that arrived before the leader committed an entry of its term.
         self.pending_read_index_messages: list[Message] = []
+        # The last committed index handed to the application in a Ready not yet advanced
+        # (maintained by RawNode). Invariant: applied <= applying <= committed.
+        self.applying = 0
         self._peers: list[int] = []
         self._peers_src: dict[int, Progress] = {}
         self._peers_self = NONE
@@ -378,6 +381,7 @@ class Raft:
             self.applied_to(committed_entries[-1].index)
         elif not snapshot.is_empty():
             self.applied_to(snapshot.metadata.index)
+        self.applying = self.raft_log.applied
         self.reduce_uncommitted_size(payloads_size(committed_entries))
         if entries:
             last = entries[-1]
@@ -1191,6 +1195,20 @@ class Raft:
             # Defence in depth: only followers install snapshots.
             self.logger.warning("%x attempted to restore snapshot as leader; should never happen", self.id)
             self.become_follower(self.term + 1, NONE)
+            return False
+        if self.applying > self.raft_log.applied:
+            # Committed entries handed out in a Ready are still being applied; if they hold a
+            # conf change, switching to the snapshot's configuration now would make applying
+            # it fail. Refuse: the leader sends the snapshot again.
+            self.logger.info(
+                "%x [applied: %d, applying: %d] ignored snapshot [index: %d, term: %d] while "
+                "committed entries are being applied",
+                self.id,
+                self.raft_log.applied,
+                self.applying,
+                meta.index,
+                meta.term,
+            )
             return False
         cs = meta.conf_state
         if self.id not in (*cs.voters, *cs.learners, *cs.voters_outgoing):

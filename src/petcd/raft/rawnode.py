@@ -200,6 +200,8 @@ class RawNode:
             must_sync=must_sync(hard, self._prev_hard_state, len(entries)),
         )
         # Accept: what was handed out is the application's now.
+        if rd.committed_entries:
+            r.applying = rd.committed_entries[-1].index
         if rd.soft_state is not None:
             self._prev_soft_state = rd.soft_state
         r.read_states = []
