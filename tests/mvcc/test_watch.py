@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -961,3 +962,34 @@ def test_watcher_group_matches_brute_force(
         expected = {w for w in group.watchers if w.contains(probe)}
         assert set(group.watchers_for(probe)) == expected, probe
         assert group.contains(probe) == bool(expected)
+
+
+def test_consumer_on_another_thread(kv: HistoryModel) -> None:
+    """The owner writes and syncs while a consumer thread drains: nothing lost, nothing twice."""
+    ws = watchable(kv, chan_buf_len=8)
+    s = ws.new_watch_stream()
+    s.watch(b"t", b"u")
+    base = kv.rev
+    got: list[WatchResponse] = []
+    done = threading.Event()
+
+    def consume() -> None:
+        while not done.is_set() or len(s):
+            got.extend(s.drain())
+
+    consumer = threading.Thread(target=consume)
+    consumer.start()
+    try:
+        for i in range(300):
+            kv.put(b"t%d" % (i % 13), b"%d" % i)
+            if i % 10 == 0:
+                ws.sync_victims()
+                ws.sync_watchers()
+        while ws.has_victims or ws.has_unsynced:
+            ws.sync_victims()
+            ws.sync_watchers()
+    finally:
+        done.set()
+        consumer.join(timeout=30)
+    assert not consumer.is_alive()
+    assert events_of(got) == model_events(kv, base + 1, lambda k: k.startswith(b"t"))
