@@ -634,6 +634,26 @@ def test_quota_nospace_then_only_reads_deletes_compaction(make_backend: MakeBack
     put(s, b"after", b"ok")
 
 
+def test_apply_path_follows_the_alarm_not_the_size(make_backend: MakeBackend) -> None:
+    """Sizes differ between members; applying must not depend on them (only on the replicated alarm)."""
+    s = KVStore(make_backend(quota_bytes=64 * 1024))
+    with s.write() as w:
+        for i in range(100):
+            w.put(PutRequest(b"k%03d" % i, b"x" * 4096))  # far past the quota: applied anyway
+    assert not s.nospace and not s.quota_available(1)
+    with s.write() as w:
+        s.activate_nospace(w)
+        with pytest.raises(NoSpace):
+            w.put(PutRequest(b"refused"))
+        w.delete_range(DeleteRangeRequest(b"k000"))
+    assert s.nospace and s.range(RangeRequest(b"refused")).count == 0
+    assert s.range(RangeRequest(b"k", b"l", count_only=True)).count == 99
+    with s.write() as w:
+        s.disarm_nospace(w)
+        w.put(PutRequest(b"accepted"))
+    assert s.range(RangeRequest(b"accepted")).count == 1
+
+
 def test_nospace_alarm_survives_reopen(tmp_path: Any) -> None:
     from petcd.backend.lmdb import LmdbBackend, db_path
 

@@ -84,10 +84,14 @@ Maintenance.Hash is the whole database; it depends on the physical state).
 
 Quota
 -----
-Like etcd's quota applier: a put or a txn with puts is refused with ``NoSpace`` when the NOSPACE alarm
-is raised, or when ``backend.size_bytes() + cost > quota`` (cost = 256 + key + value per put), which
-also raises the alarm. Reads, deletes, read-only and delete-only txns, and compaction still go through.
-``disarm_nospace()`` lowers it (after a compaction and defrag, as with etcd).
+As in etcd, in two places. Before proposing, the API layer asks ``quota_available(cost)`` (``put_cost``
+/ ``txn_cost``: 256 + key + value per put): if ``backend.size_bytes() + cost`` passes the quota it
+answers ``NoSpace`` and proposes the NOSPACE alarm. Applying that alarm entry calls
+``activate_nospace(w)``; from then on the store refuses puts and txns with puts (``NoSpace``, etcd's
+capped applier) while reads, deletes, read-only and delete-only txns and compaction go through, until
+``disarm_nospace(w)``. Applying never looks at sizes, which differ between members: that would make
+their states diverge. ``put``/``txn`` called without ``w`` (a single process: tests, tools) do both
+steps themselves.
 """
 
 from __future__ import annotations
@@ -583,14 +587,9 @@ class StoreWrite:
 
     # requests -----------------------------------------------------------------------------------
 
-    def _check_quota(self, cost: int) -> None:
+    def _check_quota(self) -> None:
+        # Only the (replicated) alarm decides here; see "Quota" in the module docstring.
         if self.nospace:
-            raise NoSpace()
-        backend = self.store.backend
-        if backend.size_bytes() + cost > backend.quota_bytes:
-            # Raise the alarm in this transaction: it is kept if the caller goes on and commits.
-            self.nospace = True
-            self.backend.put(META_BUCKET, NOSPACE_KEY, b"1")
             raise NoSpace()
 
     def _check_put_applies(self, req: PutRequestLike, at_rev: int) -> None:
@@ -602,7 +601,7 @@ class StoreWrite:
 
     def put(self, req: PutRequestLike) -> PutResult:
         check_put(req)
-        self._check_quota(put_cost(req))
+        self._check_quota()
         self._check_put_applies(req, self.rev)
         self._begin()
         result = self._apply_put(req)
@@ -645,7 +644,7 @@ class StoreWrite:
         ops = req.success if path[0] else req.failure
         chosen = self._chosen_ops(req, path)
         if any(op.WhichOneof("request") == "request_put" for op in chosen):
-            self._check_quota(txn_cost(req))
+            self._check_quota()
         for op in chosen:
             kind = op.WhichOneof("request")
             if kind == "request_put":
@@ -903,16 +902,19 @@ class KVStore:
     def _run(self, w: StoreWrite | None, fn: Callable[[StoreWrite], _T]) -> _T:
         if w is not None:
             return fn(w)
-        try:
-            with self.write() as own:
-                return fn(own)
-        except NoSpace:
-            if own.nospace and not self._nospace:
-                # The write that found the store full was rolled back, and the alarm with it.
+        with self.write() as own:
+            return fn(own)
+
+    def _admit(self, cost: int) -> None:
+        """The API layer's quota check, for callers without raft (no ``w``)."""
+        if cost and not self.quota_available(cost):
+            if not self._nospace:
                 self.activate_nospace()
-            raise
+            raise NoSpace()
 
     def put(self, req: PutRequestLike, w: StoreWrite | None = None) -> PutResult:
+        if w is None:
+            self._admit(put_cost(req))
         return self._run(w, lambda w: w.put(req))
 
     def delete_range(self, req: DeleteRangeRequestLike, w: StoreWrite | None = None) -> DeleteRangeResult:
@@ -924,6 +926,8 @@ class KVStore:
                 current = _current(txn)
                 compact = _compacted(txn)
                 return _ReadOnlyTxn(txn, current, compact, self.max_txn_ops).txn(req)
+        if w is None:
+            self._admit(txn_cost(req))
         return self._run(w, lambda w: w.txn(req))
 
     def compact(self, rev: int, *, physical: bool = False, w: StoreWrite | None = None) -> CompactResult:
