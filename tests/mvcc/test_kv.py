@@ -274,6 +274,35 @@ class Hooks:
         self.log.append(("detach", lease_id, key))
 
 
+def test_lease_hooks_run_at_once_and_are_undone_on_abort(make_backend: MakeBackend) -> None:
+    hooks = Hooks({5, 6})
+    s = KVStore(make_backend(), lease_hooks=hooks)
+    put(s, b"k", lease=5)
+    with pytest.raises(RuntimeError), s.write() as w:
+        w.put(PutRequest(b"k", lease=6))
+        # seen by the lessor before the commit: a revoke later in the batch finds the key
+        assert hooks.log[-2:] == [("detach", 5, b"k"), ("attach", 6, b"k")]
+        raise RuntimeError("abort")
+    assert hooks.log[-2:] == [("detach", 6, b"k"), ("attach", 5, b"k")]
+    assert [kv(x)[5] for x in s.range(RangeRequest(b"k")).kvs] == [5]
+
+
+def test_delete_txn_makes_one_revision(store: KVStore) -> None:
+    for k in (b"a", b"b", b"c"):
+        put(store, k)
+    seen: list[tuple[int, list[bytes]]] = []
+    store.set_event_sink(lambda rev, evs: seen.append((rev, [e.kv.key for e in evs])))
+    with store.write() as w:
+        d = w.delete_txn()
+        assert d.delete_range(b"a", None) == (1, 5)
+        assert d.delete_range(b"b", b"d") == (2, 5)
+        assert d.delete_range(b"zz", None) == (0, 5)
+        assert d.end() == 5
+        assert w.delete_txn().end() == 5  # nothing deleted: no revision
+    assert seen == [(5, [b"a", b"b", b"c"])]
+    assert store.current_rev == 5
+
+
 def test_iter_leased_keys(store: KVStore) -> None:
     put(store, b"a", lease=7)
     put(store, b"b")

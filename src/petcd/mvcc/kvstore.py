@@ -38,17 +38,20 @@ Writes
 ``with store.write() as w:`` opens one backend write transaction; ``w.backend`` is that transaction,
 for the server's other stores and for ``put_consistent_index``. ``store.put/delete_range/txn/compact
 (..., w=w)`` each take one revision (a read-only txn and a delete that matches nothing take none), so
-the server applies a whole Ready's committed entries in one backend commit. When the ``with`` block
-commits, and only then, the store
+the server applies a whole Ready's committed entries in one backend commit. ``w.delete_txn()`` gives
+deletes that share one revision (the lessor's revoke: ``delete_range(key, end)`` each, then ``end()``).
 
-1. calls ``lease_hooks.detach/attach`` for every lease change, in order, and
-2. calls the *event sink* (``store.set_event_sink(fn)``) once per revision, in revision order:
-   ``fn(revision, events)`` with ``events`` a list of ``mvccpb.Event`` in the order of the changes
-   (``kv`` as stored; for a DELETE, ``kv`` is ``{key, mod_revision}``; ``prev_kv`` set when the key
-   existed before). The watchable store feeds its synced watchers from this.
+Lease hooks (``KVStore(lease_hooks=lessor)``, protocol ``LeaseHooks``) are called at once, in order,
+as each put or delete changes a key's lease (``detach`` the old, ``attach`` the new), as etcd's store
+does, so a revoke later in the same apply batch sees the key; ``check_lease`` runs before anything is
+written. If the transaction does not commit, the calls are reversed.
 
-If the block raises, nothing is written and nothing is announced. The methods without ``w`` open
-their own write transaction.
+When the ``with`` block commits, and only then, the store calls the *event sink*
+(``store.set_event_sink(fn)``) once per revision, in revision order: ``fn(revision, events)`` with
+``events`` a list of ``mvccpb.Event`` in the order of the changes (``kv`` as stored; for a DELETE,
+``kv`` is ``{key, mod_revision}``; ``prev_kv`` set when the key existed before). The watchable store
+feeds its synced watchers from this. If the block raises, nothing is written and nothing is announced.
+The methods without ``w`` open their own write transaction.
 
 The store also has the methods of the watchable store's ``HistoryStore`` protocol
 (``current_revision``, ``compact_revision``, ``history``, ``kv_at``); wire the two with
@@ -105,6 +108,7 @@ from petcd.backend import META_BUCKET, Backend, ReadTxn, WriteTxn
 from petcd.errors import (
     Compacted,
     DuplicateKey,
+    EtcdError,
     FutureRevision,
     KeyNotFound,
     KeyNotProvided,
@@ -520,7 +524,7 @@ class StoreWrite:
         self.compact_rev = store._compact_rev
         self.nospace = store._nospace
         self.announce: list[tuple[int, list[Event]]] = []
-        self.lease_changes: list[tuple[bool, int, bytes]] = []  # (attach?, lease, key)
+        self.lease_changes: list[tuple[bool, int, bytes]] = []  # (attach?, lease, key), as made
         # the revision being built by the current operation, and its changes so far
         self._main = 0
         self._events: list[Event] = []
@@ -539,6 +543,36 @@ class StoreWrite:
         self._events = []
         return self.rev
 
+    def _lease(self, attach: bool, lease: int, key: bytes) -> None:
+        # At once, as etcd does: a revoke later in the same apply batch must see this key.
+        hooks = self.store.lease_hooks
+        if hooks is None:
+            return
+        if attach:
+            hooks.attach(lease, key)
+        else:
+            hooks.detach(lease, key)
+        self.lease_changes.append((attach, lease, key))
+
+    def undo_lease_changes(self) -> None:
+        """Reverse the lessor calls of a transaction that did not commit (best effort)."""
+        hooks = self.store.lease_hooks
+        if hooks is None:
+            return
+        for attach, lease, key in reversed(self.lease_changes):
+            try:
+                if attach:
+                    hooks.detach(lease, key)
+                else:
+                    hooks.attach(lease, key)
+            except EtcdError:
+                pass  # the lease itself went away in the same transaction
+        self.lease_changes.clear()
+
+    def delete_txn(self) -> TxnDelete:
+        """Deletes sharing one new revision (a lease revoke): ``delete_range`` each, then ``end()``."""
+        return TxnDelete(self)
+
     def _put(self, key: bytes, value: bytes, lease: int) -> bytes | None:
         """Write a new version of ``key``; the previous stored KeyValue if the key existed."""
         main, sub = self._main, len(self._events)
@@ -551,12 +585,12 @@ class StoreWrite:
             kv.create_revision = prev.create_revision
             kv.version = prev.version + 1
             if prev.lease:
-                self.lease_changes.append((False, prev.lease, key))
+                self._lease(False, prev.lease, key)
         else:
             kv.create_revision = main
             kv.version = 1
         if lease:
-            self.lease_changes.append((True, lease, key))
+            self._lease(True, lease, key)
         raw = kv.SerializeToString()
         self.backend.put(INDEX_BUCKET, ik + keys.inv_rev_bytes(main, sub), _PUT + raw)
         self.backend.put(HISTORY_BUCKET, keys.rev_bytes(main, sub), _PUT + ik)
@@ -580,7 +614,7 @@ class StoreWrite:
             )
             self.backend.put(HISTORY_BUCKET, keys.rev_bytes(main, sub), _TOMB + ik)
             if prev.lease:
-                self.lease_changes.append((False, prev.lease, prev.key))
+                self._lease(False, prev.lease, prev.key)
             tomb.mod_revision = main
             self._events.append(Event(type=Event.DELETE, kv=tomb, prev_kv=prev))
         return found
@@ -748,6 +782,23 @@ class StoreWrite:
         return False
 
 
+class TxnDelete:
+    """Deletes that make one revision together (etcd's lessor revoke: every key of a lease at once)."""
+
+    def __init__(self, w: StoreWrite) -> None:
+        self._w = w
+        w._begin()
+
+    def delete_range(self, key: bytes, end: bytes | None) -> tuple[int, int]:
+        """Tombstone the live keys of ``[key, end)`` (None/empty: the key alone); (deleted, revision)."""
+        found = self._w._delete(key, end or b"")
+        return len(found), self._w._main
+
+    def end(self) -> int:
+        """Close the revision (none is taken if nothing was deleted); the store's revision after it."""
+        return self._w._end()
+
+
 def _take(it: Iterator[tuple[bytes, bytes]], n: int) -> Iterator[tuple[bytes, bytes]]:
     for i, item in enumerate(it):
         if i >= n:
@@ -883,18 +934,18 @@ class KVStore:
     @contextmanager
     def write(self) -> Iterator[StoreWrite]:
         """One backend write transaction; announces its changes after it commits."""
-        with self.backend.write_txn() as btxn:
-            w = StoreWrite(self, btxn)
-            yield w
+        w: StoreWrite | None = None
+        try:
+            with self.backend.write_txn() as btxn:
+                w = StoreWrite(self, btxn)
+                yield w
+        except BaseException:
+            if w is not None:
+                w.undo_lease_changes()
+            raise
         self._current_rev = w.rev
         self._compact_rev = w.compact_rev
         self._nospace = w.nospace
-        if self.lease_hooks is not None:
-            for attach, lease, key in w.lease_changes:
-                if attach:
-                    self.lease_hooks.attach(lease, key)
-                else:
-                    self.lease_hooks.detach(lease, key)
         if self._sink is not None:
             for rev, evs in w.announce:
                 self._sink(rev, evs)
