@@ -133,3 +133,22 @@ def test_kv_applies_once_per_id_and_round_trips() -> None:
     assert back.encode() == blob
     assert KVStateMachine.decode(b"") == KVStateMachine()
     assert Command.decode(Command("w9", "k3").encode()) == Command("w9", "k3")
+
+
+def test_knobs_are_drawn_per_seed_and_can_be_overridden() -> None:
+    from petcd.sim.knobs import Knobs
+    from petcd.sim.sweep import parse_overrides
+
+    a = Knobs.draw(random.Random(1))
+    assert a == Knobs.draw(random.Random(1))
+    assert {Knobs.draw(random.Random(s)).nodes for s in range(50)} == {3, 5}
+    assert Knobs.draw(random.Random(1), nodes=5).nodes == 5
+    b = a.with_overrides(parse_overrides(["crash_rate=0.5", "pre_vote=true", "keys = 7"]))
+    assert (b.crash_rate, b.pre_vote, b.keys) == (0.5, True, 7)
+    assert b.with_overrides({"pre_vote": "0"}).pre_vote is False
+    with pytest.raises(ValueError):
+        a.with_overrides({"no_such_knob": "1"})
+    with pytest.raises(ValueError):
+        a.with_overrides({"pre_vote": "maybe"})
+    with pytest.raises(ValueError):
+        parse_overrides(["crash_rate"])

@@ -180,6 +180,8 @@ class Simulation:
         self.nodes: dict[int, SimNode] = {}
         self.tick_period: dict[int, int] = {}  # node -> units per raft tick (its clock rate)
         self.proposals: dict[str, Proposal] = {}
+        # Proposals not yet applied anywhere: the ones a client may still retry.
+        self.unresolved: dict[str, Proposal] = {}
         self.write_index: dict[str, int] = {}  # write id -> index of its first (effective) application
         self.phase = "chaos"
         self.phase_start = 0
@@ -489,6 +491,7 @@ class Simulation:
                 cmd = Command.decode(e.data)
                 kv.apply(e.index, cmd)
                 first = self.write_index.setdefault(cmd.id, e.index)
+                self.unresolved.pop(cmd.id, None)
                 p = self.proposals.get(cmd.id)
                 if (
                     p is not None
@@ -605,11 +608,11 @@ class Simulation:
             and dest.pending is not None
             and dest.pending.committed_entries
         ):
-            # Hold a snapshot until the node has applied the Ready it is writing: raft would
-            # restore the snapshot's configuration at once, and the conf changes of that Ready
-            # (already part of it) would then be applied a second time (a leave-joint twice is a
-            # panic). etcd's raft has the same hazard: requests.md, "snapshot between Ready and
-            # Advance".
+            # Hold a snapshot until the node has applied the Ready it is writing. Were raft to
+            # restore the snapshot's configuration at once, the conf changes of that Ready
+            # (already part of it) would be applied a second time (a leave-joint twice is a
+            # panic). etcd's raft has that hazard; petcd's raft refuses such a snapshot, so the
+            # hold is a knob: off, the refusal path is exercised.
             self.sched.after(1, self._deliver, m, from_incarnation, to_incarnation)
             return
         rn = dest.rn
@@ -750,11 +753,11 @@ class Simulation:
     def _clients(self) -> None:
         k = self.knobs
         r = self.client_rand
-        pending = sum(1 for p in self.proposals.values() if not p.acked)
-        if r.random() < k.propose_rate and pending < 40:
+        if r.random() < k.propose_rate and len(self.unresolved) < 40:
             pid = f"w{len(self.proposals) + 1}"
             p = Proposal(pid, f"k{r.randrange(k.keys)}", self.sched.now)
             self.proposals[pid] = p
+            self.unresolved[pid] = p
             self.stats["proposals"] += 1
             self._propose(p)
         if r.random() < k.read_rate:
@@ -784,11 +787,15 @@ class Simulation:
         # The client retries what it has no answer for, backing off; it is told (by the oracle that
         # the simulator is) when a write committed elsewhere, so retries do not flood a slow log.
         now = self.sched.now
-        for p in list(self.proposals.values()):
-            if p.acked or p.id in self.write_index:
+        # Back off while faults rage; once healed, retry steadily. A few retries per tick, oldest
+        # first, so a crowd of retries does not trip max_uncommitted_entries_size all at once.
+        backoff_cap = 4 if self.phase == "chaos" else 1
+        budget = 8
+        for p in sorted(self.unresolved.values(), key=lambda p: (p.last_try, p.id)):
+            if p.last_try + self.retry_ticks * min(p.tries, backoff_cap) * UNITS_PER_TICK > now:
                 continue
-            if p.last_try + self.retry_ticks * min(p.tries, 4) * UNITS_PER_TICK > now:
-                continue
+            if budget == 0:
+                break
             # Like a client on a live connection, wait while the node that took the proposal is
             # still up and still leads the term it was proposed in (then it is in its log).
             target = self.nodes.get(p.target)
@@ -802,6 +809,7 @@ class Simulation:
                 and p.last_try + 10 * self.retry_ticks * UNITS_PER_TICK > now
             )
             if not waiting:
+                budget -= 1
                 self._propose(p)
 
     def _read(self) -> None:
@@ -928,6 +936,7 @@ class Simulation:
         # one entry, max_inflight_msgs one message): the bound grows with the backlog.
         members = self.members()
         backlog = max(n.storage.last_index() for n in members) - min(n.kv.applied for n in members)
+        backlog += len(self.unresolved)
         round_trip_ticks = 2 * self.knobs.delay_max // UNITS_PER_TICK + 2
         self.liveness_bound = self.liveness_ticks + backlog * round_trip_ticks
         self.log.add(
@@ -936,9 +945,8 @@ class Simulation:
             f"liveness phase: heal all, restart all, no more faults (backlog {backlog}, "
             f"bound {self.liveness_bound} ticks)",
         )
-        for p in self.proposals.values():
-            if not p.acked:
-                p.last_try = -(10**9)  # retry everything now
+        for p in self.unresolved.values():
+            p.last_try = -(10**9)  # retry everything now
         self._retry_proposals()
 
     def _caught_up(self, index: int) -> bool:
@@ -959,6 +967,7 @@ class Simulation:
                 pid = f"w{len(self.proposals) + 1}"
                 p = Proposal(pid, "k0", now)
                 self.proposals[pid] = p
+                self.unresolved[pid] = p
                 self.probe_id = pid
                 self.log.add(now, None, f"all {len(ids)} proposals applied everywhere; probe {pid}")
                 self._propose(p)

@@ -49,8 +49,9 @@ class Knobs:
     transfer_rate: float = 0.0
     # Node clocks run at different rates: a node's tick lasts UNITS_PER_TICK +- up to this.
     clock_skew: int = 0
-    # Hold a MsgSnap while the node is writing a Ready with committed entries (see cluster.py).
-    hold_snapshots: bool = True
+    # Hold a MsgSnap while the node is writing a Ready with committed entries (see cluster.py);
+    # off, raft itself must refuse such a snapshot.
+    hold_snapshots: bool = False
     keys: int = 4
 
     @classmethod
@@ -88,6 +89,7 @@ class Knobs:
             max_uncommitted_entries_size=rand.choice((0, 0, 0, 300)),
             transfer_rate=rand.choice((0.0, 0.0, 0.005, 0.02)),
             clock_skew=rand.choice((0, 0, 1, 2)),
+            hold_snapshots=rand.random() < 0.3,
         )
         if k.heartbeat_tick >= k.election_tick:
             k = replace(k, heartbeat_tick=1)
