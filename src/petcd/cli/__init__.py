@@ -1,0 +1,1 @@
+"""Command-line tools: etcdctl (talks to servers through petcd.client) and, later, etcdutl."""

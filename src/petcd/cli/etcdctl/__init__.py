@@ -1,0 +1,467 @@
+"""petcd's etcdctl: etcd's v3 command-line client, same commands, flags, output and exit codes.
+
+Start-up time is a feature here (people run etcdctl in shell loops), so this module imports only
+the flag parser; each command's module is imported when that command runs, the common commands
+talk through the JSON gateway client (standard library only), and grpc is imported only by the
+commands that stream (watch, lease keep-alive, snapshot, lock, elect, ...).
+
+The command table below mirrors etcdctl's: name, flags (pflag syntax, see ``flags``), and the
+``module:function`` that runs it. Global flags can also come from ``ETCDCTL_<FLAG>`` environment
+variables (the command line wins). ``ETCDCTL_API`` must be unset or 3.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+
+from petcd.cli.etcdctl.errors import EXIT_ERROR, CtlError
+from petcd.cli.etcdctl.flags import (
+    BOOL,
+    DURATION,
+    INT,
+    STRING,
+    STRINGS,
+    Flag,
+    FlagSet,
+    HelpRequested,
+    Parsed,
+    UsageError,
+)
+
+VERSION = "3.6.0"
+API_VERSION = "3.6"
+
+GLOBAL_FLAGS = [
+    Flag("endpoints", STRINGS, ["127.0.0.1:2379"], "gRPC endpoints"),
+    Flag("debug", BOOL, False, "enable client-side debug logging"),
+    Flag("write-out", STRING, "simple", "set the output format (fields, json, protobuf, simple, table)", "w"),
+    Flag("hex", BOOL, False, "print byte strings as hex encoded strings"),
+    Flag("dial-timeout", DURATION, 2.0, "dial timeout for client connections"),
+    Flag("command-timeout", DURATION, 5.0, "timeout for short running command (excluding dial timeout)"),
+    Flag("keepalive-time", DURATION, 2.0, "keepalive time for client connections"),
+    Flag("keepalive-timeout", DURATION, 6.0, "keepalive timeout for client connections"),
+    Flag(
+        "max-request-bytes", INT, 0, "client-side request send limit in bytes (if 0, it defaults to 2.0 MiB)"
+    ),
+    Flag(
+        "max-recv-bytes",
+        INT,
+        0,
+        "client-side response receive limit in bytes (if 0, it defaults to MaxInt32)",
+    ),
+    Flag("insecure-transport", BOOL, True, "disable transport security for client connections"),
+    Flag("insecure-discovery", BOOL, True, "accept insecure SRV records describing cluster endpoints"),
+    Flag("insecure-skip-tls-verify", BOOL, False, "skip server certificate verification"),
+    Flag("cert", STRING, "", "identify secure client using this TLS certificate file"),
+    Flag("key", STRING, "", "identify secure client using this TLS key file"),
+    Flag("cacert", STRING, "", "verify certificates of TLS-enabled secure servers using this CA bundle"),
+    Flag("auth-jwt-token", STRING, "", "JWT token used for authentication"),
+    Flag("user", STRING, "", "username[:password] for authentication (prompt if password is not supplied)"),
+    Flag("password", STRING, "", "password for authentication (if used, --user must not include a password)"),
+    Flag(
+        "discovery-srv", STRING, "", "domain name to query for SRV records describing cluster endpoints", "d"
+    ),
+    Flag("discovery-srv-name", STRING, "", "service name to query when using DNS discovery"),
+]
+
+
+@dataclass(slots=True)
+class Command:
+    name: str
+    target: str = ""  # "module:function" under petcd.cli.etcdctl
+    flags: list[Flag] = field(default_factory=list)
+    subcommands: dict[str, Command] = field(default_factory=dict)
+    short: str = ""
+
+
+def _c(name: str, target: str, short: str, *flags: Flag) -> Command:
+    return Command(name, target, list(flags), short=short)
+
+
+def _group(name: str, short: str, subs: list[Command], *flags: Flag) -> Command:
+    # flags on a group are cobra persistent flags: every subcommand takes them
+    for s in subs:
+        s.flags = [*flags, *s.flags]
+    return Command(name, "", list(flags), {s.name: s for s in subs}, short)
+
+
+_PREFIX = Flag("prefix", BOOL, False, "operate on keys with matching prefix")
+_FROM_KEY = Flag("from-key", BOOL, False, "keys greater than or equal to the given key using byte compare")
+_PREV_KV = Flag("prev-kv", BOOL, False, "return the previous key-value pair")
+_CLUSTER = Flag("cluster", BOOL, False, "use all endpoints from the cluster member list")
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in [
+        _c(
+            "get",
+            "kv:get_command",
+            "Gets the key or a range of keys",
+            Flag("consistency", STRING, "l", "Linearizable(l) or Serializable(s)"),
+            Flag("order", STRING, "", "Order of results; ASCEND or DESCEND (ASCEND by default)"),
+            Flag("sort-by", STRING, "", "Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION"),
+            Flag("limit", INT, 0, "Maximum number of results"),
+            _PREFIX,
+            _FROM_KEY,
+            Flag("rev", INT, 0, "Specify the kv revision"),
+            Flag("keys-only", BOOL, False, "Get only the keys"),
+            Flag("count-only", BOOL, False, "Get only the count"),
+            Flag("print-value-only", BOOL, False, 'Only write values when using the "simple" output format'),
+            Flag("min-mod-rev", INT, 0, "Minimum modify revision"),
+            Flag("max-mod-rev", INT, 0, "Maximum modify revision"),
+            Flag("min-create-rev", INT, 0, "Minimum create revision"),
+            Flag("max-create-rev", INT, 0, "Maximum create revision"),
+        ),
+        _c(
+            "put",
+            "kv:put_command",
+            "Puts the given key into the store",
+            Flag("lease", STRING, "0", "lease ID (in hexadecimal) to attach to the key"),
+            _PREV_KV,
+            Flag("ignore-value", BOOL, False, "updates the key using its current value"),
+            Flag("ignore-lease", BOOL, False, "updates the key using its current lease"),
+        ),
+        _c(
+            "del",
+            "kv:del_command",
+            "Removes the specified key or range of keys [key, range_end)",
+            _PREFIX,
+            _PREV_KV,
+            _FROM_KEY,
+            Flag("range", BOOL, False, "delete range of keys"),
+        ),
+        _c(
+            "txn",
+            "kv:txn_command",
+            "Txn processes all the requests in one transaction",
+            Flag("interactive", BOOL, False, "Input transaction in interactive mode", "i"),
+        ),
+        _c(
+            "compaction",
+            "kv:compaction_command",
+            "Compacts the event history in etcd",
+            Flag(
+                "physical",
+                BOOL,
+                False,
+                "'true' to wait for compaction to physically remove all old revisions",
+            ),
+        ),
+        _group(
+            "member",
+            "Membership related commands",
+            [
+                _c(
+                    "add",
+                    "cluster:member_add",
+                    "Adds a member into the cluster",
+                    Flag("peer-urls", STRING, "", "comma separated peer URLs for the new member."),
+                    Flag("learner", BOOL, False, "indicates if the new member is raft learner"),
+                ),
+                _c("remove", "cluster:member_remove", "Removes a member from the cluster"),
+                _c(
+                    "update",
+                    "cluster:member_update",
+                    "Updates a member in the cluster",
+                    Flag("peer-urls", STRING, "", "comma separated peer URLs for the updated member."),
+                ),
+                _c(
+                    "list",
+                    "cluster:member_list",
+                    "Lists all members in the cluster",
+                    Flag("consistency", STRING, "l", "Linearizable(l) or Serializable(s)"),
+                ),
+                _c("promote", "cluster:member_promote", "Promotes a non-voting member in the cluster"),
+            ],
+        ),
+        _group(
+            "endpoint",
+            "Endpoint related commands",
+            [
+                _c(
+                    "health",
+                    "cluster:endpoint_health",
+                    "Checks the healthiness of endpoints specified in `--endpoints` flag",
+                ),
+                _c(
+                    "status",
+                    "cluster:endpoint_status",
+                    "Prints out the status of endpoints specified in `--endpoints` flag",
+                ),
+                _c(
+                    "hashkv",
+                    "cluster:endpoint_hashkv",
+                    "Prints the KV history hash for each endpoint in --endpoints",
+                    Flag("rev", INT, 0, "maximum revision to hash (default: latest revision)"),
+                ),
+            ],
+            _CLUSTER,
+        ),
+        _group(
+            "lease",
+            "Lease related commands",
+            [
+                _c("grant", "lease:grant", "Creates leases"),
+                _c("revoke", "lease:revoke", "Revokes leases"),
+                _c(
+                    "timetolive",
+                    "lease:timetolive",
+                    "Get lease information",
+                    Flag("keys", BOOL, False, "Get keys attached to this lease"),
+                ),
+                _c("list", "lease:list_leases", "List all active leases"),
+                _c(
+                    "keep-alive",
+                    "lease:keep_alive",
+                    "Keeps leases alive (renew)",
+                    Flag(
+                        "once",
+                        BOOL,
+                        False,
+                        "Resets the keep-alive time to its original value and exits immediately",
+                    ),
+                ),
+            ],
+        ),
+        _c(
+            "watch",
+            "watch:watch_command",
+            "Watches events stream on keys or prefixes",
+            Flag("interactive", BOOL, False, "Interactive mode", "i"),
+            Flag("prefix", BOOL, False, "Watch on a prefix if prefix is set"),
+            Flag("rev", INT, 0, "Revision to start watching"),
+            Flag("prev-kv", BOOL, False, "get the previous key-value pair before the event happens"),
+            Flag("progress-notify", BOOL, False, "get periodic watch progress notification from server"),
+        ),
+        _group(
+            "alarm",
+            "Alarm related commands",
+            [
+                _c("disarm", "cluster:alarm_disarm", "Disarms all alarms"),
+                _c("list", "cluster:alarm_list", "Lists all alarms"),
+            ],
+        ),
+        _c(
+            "defrag",
+            "cluster:defrag",
+            "Defragments the storage of the etcd members with given endpoints",
+            _CLUSTER,
+        ),
+        _group(
+            "snapshot",
+            "Manages etcd node snapshots",
+            [_c("save", "cluster:snapshot_save", "Stores an etcd node backend snapshot to a given file")],
+        ),
+        _c("move-leader", "cluster:move_leader", "Transfers leadership to another etcd cluster member."),
+        _c("version", "misc:version", "Prints the version of etcdctl"),
+        _c("lock", "concurrency:lock", "Acquires a named lock", Flag("ttl", INT, 10, "timeout for session")),
+        _c(
+            "elect",
+            "concurrency:elect",
+            "Observes and participates in leader election",
+            Flag("listen", BOOL, False, "observation mode", "l"),
+        ),
+        _group(
+            "check",
+            "commands for checking properties of the etcd cluster",
+            [
+                _c(
+                    "perf",
+                    "check:perf",
+                    "Check the performance of the etcd cluster",
+                    Flag(
+                        "load",
+                        STRING,
+                        "s",
+                        "The performance check's workload model. "
+                        "Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
+                    ),
+                    Flag(
+                        "prefix",
+                        STRING,
+                        "/etcdctl-check-perf/",
+                        "The prefix for writing the performance check's keys.",
+                    ),
+                    Flag(
+                        "auto-compact",
+                        BOOL,
+                        False,
+                        "Compact storage with last revision after test is finished.",
+                    ),
+                    Flag("auto-defrag", BOOL, False, "Defragment storage after test is finished."),
+                ),
+            ],
+        ),
+        _c(
+            "make-mirror",
+            "mirror:make_mirror",
+            "Makes a mirror at the destination etcd cluster",
+            Flag("prefix", STRING, "", "Key-value prefix to mirror"),
+            Flag("rev", INT, 0, "Specify the kv revision to start to mirror"),
+            Flag(
+                "dest-prefix",
+                STRING,
+                "",
+                "destination prefix to mirror a prefix to a different prefix in the destination cluster",
+            ),
+            Flag("no-dest-prefix", BOOL, False, "mirror key-values to the root of the destination cluster"),
+            Flag(
+                "dest-cert",
+                STRING,
+                "",
+                "Identify secure client using this TLS certificate file for the destination cluster",
+            ),
+            Flag("dest-key", STRING, "", "Identify secure client using this TLS key file"),
+            Flag(
+                "dest-cacert",
+                STRING,
+                "",
+                "Verify certificates of TLS enabled secure servers using this CA bundle",
+            ),
+            Flag("dest-insecure-transport", BOOL, True, "Disable transport security for client connections"),
+            Flag("dest-user", STRING, "", "Destination username[:password] for authentication"),
+            Flag("dest-password", STRING, "", "Destination password for authentication"),
+            Flag(
+                "max-txn-ops",
+                INT,
+                128,
+                "Maximum number of operations permitted in a transaction during syncing updates.",
+            ),
+        ),
+        _c("completion", "misc:completion", "Generate completion script"),
+    ]
+}
+
+
+@dataclass(slots=True)
+class Invocation:
+    """What the command line asked for."""
+
+    path: list[str]
+    command: Command
+    parsed: Parsed
+
+
+def parse_command_line(argv: list[str], environ: dict[str, str]) -> Invocation | None:
+    """Parse argv (without the program name); None when only help was asked for."""
+    fs = FlagSet()
+    fs.add(GLOBAL_FLAGS)
+    parsed = Parsed()
+    node: Command | None = None
+    path: list[str] = []
+    i = 0
+    while i < len(argv):
+        tok = argv[i]
+        if tok == "--":
+            parsed.dash_at = len(parsed.args)
+            parsed.args.extend(argv[i + 1 :])
+            break
+        if tok.startswith("-") and len(tok) > 1:
+            i = fs.parse_one(argv, i, parsed)
+            continue
+        if node is None or (node.subcommands and not parsed.args):
+            table = COMMANDS if node is None else node.subcommands
+            if tok not in table:
+                where = "etcdctl" if node is None else f"etcdctl {node.name}"
+                if node is None or node.subcommands:
+                    raise UsageError(f'unknown command "{tok}" for "{where}"')
+            node = table[tok]
+            path.append(tok)
+            fs.add(node.flags)
+            i += 1
+            continue
+        parsed.args.append(tok)
+        i += 1
+    if node is None or not node.target:
+        return None
+    for f in [*GLOBAL_FLAGS, *node.flags]:
+        parsed.values.setdefault(f.name, f.default)
+    _apply_env(parsed, environ)
+    return Invocation(path, node, parsed)
+
+
+def _apply_env(parsed: Parsed, environ: dict[str, str]) -> None:
+    from petcd.cli.etcdctl.flags import set_value
+
+    for f in GLOBAL_FLAGS:
+        key = "ETCDCTL_" + f.name.upper().replace("-", "_")
+        value = environ.get(key, "")
+        if value and f.name not in parsed.changed:
+            try:
+                set_value(parsed, f, value, f"--{f.name}")
+            except UsageError:
+                raise UsageError(f"invalid value {value!r} for {key}") from None
+
+
+def _usage(path: list[str]) -> str:
+    node_table = COMMANDS
+    lines = [
+        "NAME:",
+        "\tetcdctl - A simple command line client for etcd3.",
+        "",
+        "USAGE:",
+        "\tetcdctl [flags]",
+        "",
+    ]
+    for name in path:
+        cmd = node_table.get(name)
+        if cmd is None:
+            break
+        node_table = cmd.subcommands
+    lines.append("COMMANDS:")
+    for name, cmd in sorted(node_table.items()):
+        if cmd.subcommands:
+            for sub in cmd.subcommands.values():
+                lines.append(f"\t{name} {sub.name}\t{sub.short}")
+        else:
+            lines.append(f"\t{name}\t{cmd.short}")
+    return "\n".join(lines) + "\n"
+
+
+def run(argv: list[str], environ: dict[str, str]) -> int:
+    api = environ.get("ETCDCTL_API", "")
+    if api not in ("", "3"):
+        sys.stderr.write(f"unsupported API version: {api}\n")
+        return EXIT_ERROR
+    try:
+        inv = parse_command_line(argv, environ)
+    except HelpRequested:
+        sys.stdout.write(_usage([a for a in argv if not a.startswith("-")]))
+        return 0
+    except UsageError as err:
+        sys.stderr.write(f"Error: {err}\n")
+        return EXIT_ERROR
+    if inv is None:
+        sys.stdout.write(_usage([a for a in argv if not a.startswith("-")]))
+        return 0
+    from petcd.cli.etcdctl.context import Context
+
+    ctx = Context(inv, environ)
+    try:
+        module_name, func_name = inv.command.target.split(":")
+        module = __import__(f"petcd.cli.etcdctl.{module_name}", fromlist=[func_name])
+        code: int = getattr(module, func_name)(ctx)
+    except CtlError as err:
+        ctx.flush()
+        sys.stderr.write(f"Error: {err.message}\n")
+        return err.code
+    except KeyboardInterrupt:
+        ctx.flush()
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    finally:
+        ctx.close()
+    ctx.flush()
+    return code
+
+
+def main() -> None:
+    code = run(sys.argv[1:], dict(os.environ))
+    try:  # noqa: SIM105 (contextlib is not worth importing at start-up)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        pass
+    sys.exit(code)

@@ -1,0 +1,5 @@
+"""``python -m petcd.cli.etcdctl``."""
+
+from petcd.cli.etcdctl import main
+
+main()

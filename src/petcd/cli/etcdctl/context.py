@@ -1,0 +1,112 @@
+"""What a running command gets: its flags and arguments, the output writer and a client.
+
+The client is made on first use from the global flags (endpoints, timeouts, TLS, user), so
+commands that fail on their arguments never touch the network. ``--user name:password`` is split
+as etcdctl does; a user without a password reads it from the terminal.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, Any
+
+from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, CtlError
+from petcd.cli.etcdctl.printer import FORMATS, Printer
+from petcd.client import Client, ClientConfig, ClientError, TlsConfig
+
+if TYPE_CHECKING:
+    from petcd.cli.etcdctl import Invocation
+
+
+class Context:
+    def __init__(self, inv: Invocation, environ: dict[str, str]) -> None:
+        self.inv = inv
+        self.environ = environ
+        self.flags: dict[str, Any] = inv.parsed.values
+        self.changed = inv.parsed.changed
+        self.args = inv.parsed.args
+        self.dash_at = inv.parsed.dash_at
+        self.out = sys.stdout.buffer
+        self.err = sys.stderr.buffer
+        self._client: Client | None = None
+        self._printer: Printer | None = None
+
+    # ---- flags -------------------------------------------------------------------------------
+
+    def flag(self, name: str) -> Any:
+        return self.flags[name]
+
+    @property
+    def printer(self) -> Printer:
+        if self._printer is None:
+            fmt = self.flags["write-out"]
+            if fmt not in FORMATS:
+                raise CtlError(EXIT_BAD_FEATURE, "unsupported output format")
+            self._printer = Printer(fmt, bool(self.flags["hex"]), self.out)
+        return self._printer
+
+    def client_config(self, endpoints: list[str] | None = None) -> ClientConfig:
+        user = str(self.flags["user"])
+        password = str(self.flags["password"])
+        if user:
+            if password:
+                if ":" in user:
+                    raise CtlError(
+                        EXIT_BAD_ARGS, "Password must not be included in --user when --password is set"
+                    )
+            elif ":" in user:
+                user, password = user.split(":", 1)
+            else:
+                import getpass
+
+                password = getpass.getpass("Password: ")
+        eps = endpoints if endpoints is not None else list(self.flags["endpoints"])
+        if not eps:
+            raise CtlError(EXIT_ERROR, "no endpoints")
+        return ClientConfig(
+            endpoints=eps,
+            dial_timeout_s=float(self.flags["dial-timeout"]),
+            command_timeout_s=float(self.flags["command-timeout"]),
+            keepalive_time_s=float(self.flags["keepalive-time"]),
+            keepalive_timeout_s=float(self.flags["keepalive-timeout"]),
+            user=user,
+            password=password,
+            tls=TlsConfig(
+                cacert=self.flags["cacert"],
+                cert=self.flags["cert"],
+                key=self.flags["key"],
+                insecure_skip_verify=bool(self.flags["insecure-skip-tls-verify"]),
+            ),
+            insecure_transport=bool(self.flags["insecure-transport"]),
+            max_request_bytes=int(self.flags["max-request-bytes"]),
+            max_recv_bytes=int(self.flags["max-recv-bytes"]),
+        )
+
+    @property
+    def client(self) -> Client:
+        if self._client is None:
+            try:
+                transport = self.environ.get("PETCD_ETCDCTL_TRANSPORT", "auto")
+                self._client = Client(self.client_config(), transport)
+            except ValueError as err:
+                raise CtlError(EXIT_BAD_ARGS, str(err)) from None
+        return self._client
+
+    def call(self, method: str, body: dict[str, Any] | None = None, fail: str = "%s") -> dict[str, Any]:
+        """A unary call; a failure exits 1 with etcd's message (formatted through ``fail``)."""
+        try:
+            return self.client.call(method, body or {})
+        except ClientError as err:
+            raise CtlError(EXIT_ERROR, fail % err.message) from None
+
+    # ---- output ------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        try:  # noqa: SIM105
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
