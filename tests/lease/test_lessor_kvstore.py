@@ -2,8 +2,7 @@
 revoke through the store (one revision for all keys, watchers see it as one response), the lease
 record deleted in the same backend transaction, and recovery after reopening the backend.
 
-The store's range deleter is not public yet (asked of M1 in requests.md, 10:50): `StoreDeleter`
-below builds one revision from StoreWrite's internals meanwhile.
+The range deleter is StoreWrite.delete_txn(): every delete of a revoke shares one revision.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from petcd.backend.lmdb import LmdbBackend, db_path
 from petcd.backend.memory import MemoryBackend
 from petcd.lease import LEASE_BUCKET_NAME, BackendLeaseBucket, LeaseNotFound, Lessor, LessorConfig
 from petcd.lease.lessor import lease_key
-from petcd.mvcc.kvstore import KVStore, StoreWrite
+from petcd.mvcc.kvstore import KVStore, StoreWrite, TxnDelete
 from petcd.mvcc.types import PutRequest, RangeRequest
 from petcd.mvcc.watchable_store import WatchableStore
 from petcd.mvcc.watcher import DELETE
@@ -31,21 +30,6 @@ class Clock:
 
     def now(self) -> float:
         return self.t
-
-
-class StoreDeleter:
-    """A TxnDelete over one StoreWrite: every delete_range shares one new revision."""
-
-    def __init__(self, w: StoreWrite) -> None:
-        self._w = w
-        w._begin()
-
-    def delete_range(self, key: bytes, end: bytes | None) -> tuple[int, int]:
-        found = self._w._delete(key, end or b"")
-        return len(found), self._w._main
-
-    def end(self) -> None:
-        self._w._end()
 
 
 class Member:
@@ -71,9 +55,9 @@ class Member:
     def _current_txn(self) -> WriteTxn | None:
         return self.current.backend if self.current is not None else None
 
-    def _deleter(self) -> StoreDeleter:
+    def _deleter(self) -> TxnDelete:
         assert self.current is not None, "revoke outside an apply transaction"
-        return StoreDeleter(self.current)
+        return self.current.delete_txn()
 
     def apply(self, *ops: tuple[str, object]) -> None:
         """Apply entries in one backend transaction, as the server applies one Ready."""
@@ -178,13 +162,23 @@ def test_recovery_after_reopening(tmp_path: Path) -> None:
     again.backend.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KVStore runs lease hooks after commit, so a revoke in the same apply batch as the put "
-    "misses the key (asked of M1 in requests.md, 10:50)",
-)
-def test_put_then_revoke_in_one_apply_batch(tmp_path: Path) -> None:
-    m = Member(MemoryBackend(), Clock())
+def test_put_then_revoke_in_one_apply_batch(backend_factory: tuple[str, Path]) -> None:
+    kind, path = backend_factory
+    m = Member(open_backend(kind, path), Clock())
     m.apply(("grant", (3, 10)))
-    m.apply(("put", PutRequest(b"k", b"v", lease=3)), ("revoke", 3))
+    m.apply(("put", PutRequest(b"k", b"v", lease=3)), ("put", PutRequest(b"j", b"v", lease=3)), ("revoke", 3))
     assert m.keys() == []
+    assert m.lessor.lookup(3) is None and m.lessor.get_lease(b"k") == 0
+    m.backend.close()
+
+
+def test_aborted_apply_leaves_attachments_as_they_were(backend_factory: tuple[str, Path]) -> None:
+    kind, path = backend_factory
+    m = Member(open_backend(kind, path), Clock())
+    m.apply(("grant", (3, 10)), ("grant", (4, 10)))
+    m.apply(("put", PutRequest(b"k", b"v", lease=3)))
+    with pytest.raises(LeaseNotFound):
+        m.apply(("put", PutRequest(b"k", b"w", lease=4)), ("put", PutRequest(b"x", b"v", lease=99)))
+    assert m.lessor.get_lease(b"k") == 3
+    assert m.lessor.lookup(4).sorted_keys() == []  # type: ignore[union-attr]
+    m.backend.close()

@@ -80,8 +80,8 @@ class TxnDelete(Protocol):
         """Delete [key, end) (only `key` when end is None); returns (number deleted, revision)."""
         ...
 
-    def end(self) -> None:
-        """Commit the deletes as one revision and publish their watch events."""
+    def end(self) -> object:
+        """Close the deletes' revision (the result, e.g. the store's revision, is not used)."""
         ...
 
 
