@@ -510,6 +510,18 @@ def test_fragmenting_large_responses(kv: HistoryModel) -> None:
     assert {r.revision for r in parts} == {rev}
 
 
+def test_fragments_beyond_queue_capacity_still_go_out(kv: HistoryModel) -> None:
+    ws = watchable(kv, max_request_bytes=100, chan_buf_len=2)
+    s = ws.new_watch_stream()
+    wid = s.watch(b"", b"\x00", fragment=True)
+    kv.put(b"first")
+    rev = kv.txn([("put", b"big%d" % i, b"x" * 90) for i in range(5)])  # 5 parts > 2 slots
+    assert len(ws.victims) == 1  # the queue holds the first response
+    (responses,) = pump(ws, s)
+    parts = [r for r in responses if r.watch_id == wid and r.revision == rev]
+    assert [r.fragment for r in parts] == [True] * 4 + [False]
+
+
 def test_periodic_progress_only_for_idle_progress_watchers(kv: HistoryModel) -> None:
     ws = watchable(kv)
     s = ws.new_watch_stream()

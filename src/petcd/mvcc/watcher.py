@@ -445,12 +445,15 @@ class WatchStream:
         return self._store.rev()
 
     def send(self, responses: list[WatchResponse]) -> bool:
-        """Queue responses all together, or none when there is not room for all of them."""
+        """Queue responses all together, or none when there is not room for all of them.
+
+        An empty queue takes any number (a revision fragmented into more parts than the queue
+        holds must still go out some time)."""
         if self.closed:
             return True  # nobody will read them; the watchers are being cancelled
         q = self._queue
         with q.lock:
-            if len(q.items) + len(responses) > self.capacity:
+            if q.items and len(q.items) + len(responses) > self.capacity:
                 return False
             q.items.extend(responses)
         if self._on_ready is not None:
