@@ -171,9 +171,7 @@ class GrpcClient:
                 return ch
         raise DeadlineExceeded()
 
-    def stream(
-        self, method: str, requests: Iterable[Message], timeout_s: float | None = None
-    ) -> Iterator[Message]:
+    def stream(self, method: str, requests: Iterable[Message], timeout_s: float | None = None) -> StreamCall:
         """A bidirectional stream (Watch, LeaseKeepAlive) on the first endpoint that is up."""
         resp_cls = message_class(method, "response")
         call = self._ready_channel().stream_stream(
@@ -181,11 +179,9 @@ class GrpcClient:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=resp_cls.FromString,
         )
-        return _mapped(call(iter(requests), timeout=timeout_s, metadata=self._metadata()))
+        return StreamCall(call(iter(requests), timeout=timeout_s, metadata=self._metadata()))
 
-    def server_stream(
-        self, method: str, request: Message, timeout_s: float | None = None
-    ) -> Iterator[Message]:
+    def server_stream(self, method: str, request: Message, timeout_s: float | None = None) -> StreamCall:
         """A server stream (Snapshot, Observe) on the first endpoint that is up."""
         resp_cls = message_class(method, "response")
         call = self._ready_channel().unary_stream(
@@ -193,14 +189,25 @@ class GrpcClient:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=resp_cls.FromString,
         )
-        return _mapped(call(request, timeout=timeout_s, metadata=self._metadata()))
+        return StreamCall(call(request, timeout=timeout_s, metadata=self._metadata()))
 
 
-def _mapped(responses: Iterator[Message]) -> Iterator[Message]:
-    try:
-        yield from responses
-    except grpc.RpcError as err:
-        raise map_error(err) from None
+class StreamCall:
+    """The responses of a streaming call; ``cancel()`` (from any thread) ends it."""
+
+    def __init__(self, call: Any) -> None:
+        self._call = call
+
+    def __iter__(self) -> Iterator[Message]:
+        try:
+            yield from self._call
+        except grpc.RpcError as err:
+            raise map_error(err) from None
+        finally:
+            self._call.cancel()
+
+    def cancel(self) -> None:
+        self._call.cancel()
 
 
 def _read(path: str) -> bytes:
