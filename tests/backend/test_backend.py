@@ -6,12 +6,15 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from petcd.backend import Backend, put_consistent_index, read_consistent_index
+from petcd.backend import lmdb as lmdb_backend
 from petcd.backend.lmdb import LmdbBackend, db_path
 from petcd.backend.memory import MemoryBackend
 from petcd.backend.snapshot import SnapshotCorrupt
@@ -233,7 +236,7 @@ def test_lmdb_reopen_keeps_everything(tmp_path: Path) -> None:
     b.close()
 
 
-def test_lmdb_defrag_while_reading_and_writing(tmp_path: Path) -> None:
+def test_lmdb_defrag_while_reading_and_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Writers and readers run through a defrag; every write lands, no read fails or sees a torn state."""
     b = LmdbBackend(db_path(tmp_path))
     fill(b, "x", [b"old%06d" % i + b"." * 200 for i in range(20_000)])
@@ -269,19 +272,34 @@ def test_lmdb_defrag_while_reading_and_writing(tmp_path: Path) -> None:
         except BaseException as e:  # pragma: no cover - reported below
             errors.append(e)
 
+    # Hold the defrag after its copy, before the switch, until the writer has committed 50 more
+    # times: that can only happen if the copy phase does not block writers.
+    real_replay = lmdb_backend._replay
+    copied = threading.Event()
+    during: list[int] = []
+
+    def replay_after_writes(env: Any, ops: list[tuple[str, bytes, bytes | None]]) -> None:
+        if not copied.is_set():
+            copied.set()
+            mark = len(written)
+            deadline = time.monotonic() + 10
+            while len(written) < mark + 50 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            during.append(len(written) - mark)
+        real_replay(env, ops)
+
+    monkeypatch.setattr(lmdb_backend, "_replay", replay_after_writes)
     threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
     for th in threads:
         th.start()
     try:
-        before = len(written)
         b.defrag()
-        during = len(written) - before
     finally:
         stop.set()
         for th in threads:
             th.join()
     assert not errors, errors
-    assert during > 0, "writes should go on while the copy runs"
+    assert during and during[0] >= 50, "writes should go on while the defrag copies"
     with b.read_txn() as t:
         assert t.count("w") == len(written)
         assert t.get("c", b"counter") == str(len(written)).encode()

@@ -55,6 +55,12 @@ def test_revision_encodings(main: int, sub: int, at: int) -> None:
     assert keys.parse_rev(keys.rev_bytes(main, sub)) == (main, sub)
     inv = keys.inv_rev_bytes(main, sub)
     assert keys.parse_inv_rev(b"ik" + inv) == (main, sub)
+    tomb = keys.inv_rev_bytes(main, sub, tombstone=True)
+    assert keys.parse_inv_rev(tomb) == (main, sub)
+    assert keys.is_tombstone(b"ik" + tomb) and not keys.is_tombstone(b"ik" + inv)
+    # newer first: a later change in the same revision sorts before an earlier one, whatever the kinds
+    later = keys.inv_rev_bytes(main, sub + 1, tombstone=False)
+    assert later < tomb and keys.inv_rev_bytes(main, sub + 1, tombstone=True) < inv
     # seeking to at_or_before(at) lands on versions with main <= at
     assert (inv >= keys.at_or_before(at)) == (main <= at)
     assert (inv[:8] >= keys.inv_main_bytes(at)) == (main <= at)

@@ -32,6 +32,7 @@ Transactions
 
 Iteration: ``txn.range(bucket, start, end, reverse=False)`` yields ``(key, value)`` for keys in
 ``[start, end)`` (``end=None``: to the last key), ascending, or descending when ``reverse`` is true.
+``txn.keys(bucket, start, end)`` is the same walk, ascending, without the values (for counting).
 ``txn.seek(bucket, key)`` gives the first pair with a key ``>= key`` and ``txn.seek_before(bucket, key)``
 the last pair with a key ``< key`` (``None`` if there is none): the cursor moves the key index is built on.
 A write transaction may write while it iterates only after it stops iterating (iterators are lazy).
@@ -88,6 +89,10 @@ class ReadTxn(Protocol):
         self, bucket: str, start: bytes, end: bytes | None, reverse: bool = False
     ) -> Iterator[tuple[bytes, bytes]]:
         """Pairs with ``start <= key < end`` (``end=None``: unbounded), ascending or descending."""
+        ...
+
+    def keys(self, bucket: str, start: bytes, end: bytes | None) -> Iterator[bytes]:
+        """The keys of ``range(bucket, start, end)`` (ascending) without their values: cheaper."""
         ...
 
     def seek(self, bucket: str, key: bytes) -> tuple[bytes, bytes] | None:

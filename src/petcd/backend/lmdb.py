@@ -63,6 +63,7 @@ stream, checks the stream's hash, and switches to it as step 4 above does.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from collections.abc import Iterable, Iterator
@@ -116,6 +117,18 @@ class _LmdbReadTxn:
             it: Iterator[tuple[bytes, bytes]] = cur.iternext() if cur.set_range(start) else iter(())
             return it
         return _iterate(cur, start, end, reverse)
+
+    def keys(self, bucket: str, start: bytes, end: bytes | None) -> Iterator[bytes]:
+        db = self._db(bucket)
+        if db is None:
+            return iter(())
+        cur = self._txn.cursor(db=db)
+        if not cur.set_range(start):
+            return iter(())
+        it: Iterator[bytes] = cur.iternext(keys=True, values=False)
+        if end is None:
+            return it
+        return itertools.takewhile(end.__gt__, it)
 
     def seek(self, bucket: str, key: bytes) -> tuple[bytes, bytes] | None:
         db = self._db(bucket)

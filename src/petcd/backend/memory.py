@@ -69,6 +69,12 @@ class _MemoryReadTxn:
             keys.reverse()
         return ((k, data[k]) for k in keys)
 
+    def keys(self, bucket: str, start: bytes, end: bytes | None) -> Iterator[bytes]:
+        b = self._bucket(bucket)
+        lo = bisect.bisect_left(b.keys, start)
+        hi = len(b.keys) if end is None else bisect.bisect_left(b.keys, end)
+        return iter(b.keys[lo:hi])
+
     def seek(self, bucket: str, key: bytes) -> tuple[bytes, bytes] | None:
         b = self._bucket(bucket)
         i = bisect.bisect_left(b.keys, key)

@@ -8,9 +8,13 @@ position of the change inside it. Two encodings:
 * ``rev_bytes(main, sub)``: etcd's 17-byte form, ``main`` (8 bytes, big-endian) ``_`` ``sub`` (8 bytes).
   Sorting these bytes sorts revisions. Keys of the ``rev`` bucket (the history) and the bytes that
   HashKV hashes, exactly as etcd's ``key`` bucket does (with ``t`` appended for a tombstone).
-* ``inv_rev_bytes(main, sub)``: 16 bytes, ``(2**64 - 1 - main, 2**64 - 1 - sub)`` big-endian. Appended to an
+* ``inv_rev_bytes(main, sub, tombstone)``: 16 bytes, ``(2**64 - 1 - main, (2**63 - 1 - sub) * 2 + t)``
+  big-endian, ``t`` = 1 for a tombstone: the lowest bit carries the kind and never reorders two
+  versions (a txn may delete a key and put it again in one revision: etcd's duplicate check lets a
+  from-key delete pass, so both versions exist, ordered by ``sub``). Appended to an
   index key it sorts the versions of one key *newest first*, so "the newest version at or before
-  revision R" is the first entry at or after ``ikey + inv_rev_bytes(R, 2**64 - 1)``.
+  revision R" is the first entry at or after ``ikey + at_or_before(R)``, and a scan can tell a
+  tombstone from the key alone (``is_tombstone``), which lets a count skip the values.
 
 Index keys (``ikey``)
 ---------------------
@@ -61,13 +65,22 @@ def parse_rev(raw: bytes) -> tuple[int, int]:
     return main, sub
 
 
-def inv_rev_bytes(main: int, sub: int) -> bytes:
-    return _INV.pack(MAX_U64 - main, MAX_U64 - sub)
+_MAX_SUB = (1 << 63) - 1
+
+
+def inv_rev_bytes(main: int, sub: int, tombstone: bool = False) -> bytes:
+    return _INV.pack(MAX_U64 - main, ((_MAX_SUB - sub) << 1) | tombstone)
 
 
 def parse_inv_rev(raw: bytes) -> tuple[int, int]:
+    """``(main, sub)`` of an index-bucket key (or of a bare 16-byte suffix)."""
     a, b = _INV.unpack_from(raw, len(raw) - INV_REV_BYTES)
-    return MAX_U64 - a, MAX_U64 - b
+    return MAX_U64 - a, _MAX_SUB - (b >> 1)
+
+
+def is_tombstone(index_key: bytes) -> bool:
+    """Whether an index-bucket key is a tombstone's."""
+    return bool(index_key[-1] & 1)
 
 
 def at_or_before(main: int) -> bytes:

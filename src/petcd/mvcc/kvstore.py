@@ -269,11 +269,54 @@ def _scan(txn: ReadTxn, key: bytes, end: bytes, at_rev: int, keep: int) -> tuple
             count += 1
             if len(out) < keep:
                 out.append(v[1:])
+            elif keep < 1 << 62:
+                # Enough values: count the rest from the keys alone (tombstones are marked in them).
+                count += _count_rest(txn, k + b"\x00", stop, at_rev, ik, end)
+                return out, count
         if restart is None:
             break
         it = txn.range(INDEX_BUCKET, restart, None)
     count += _flush(group, key, end, out, keep)
     return out, count
+
+
+def _count_rest(  # noqa: PLR0917 - the scan state it takes over
+    txn: ReadTxn, start: bytes, stop: bytes, at_rev: int, decided: bytes, end: bytes
+) -> int:
+    """``_scan``'s count from ``start`` on (no long-key group of the range's start lies ahead)."""
+    threshold = keys.inv_main_bytes(at_rev)
+    # Only the group holding ``end`` can have members past it: those need their full keys.
+    end_group = keys.group_prefix(end) if end != b"\x00" and not keys.is_short(end) else None
+    count = 0
+    skips = 0
+    it = txn.keys(INDEX_BUCKET, start, None)
+    while True:
+        restart: bytes | None = None
+        for k in it:
+            if k >= stop:
+                break
+            ik = k[:-16]
+            if ik == decided or k[-16:-8] < threshold:
+                skips += 1
+                if skips >= _SEEK_AFTER_SKIPS:
+                    skips = 0
+                    suffix = keys.AFTER_ALL_VERSIONS if ik == decided else keys.at_or_before(at_rev)
+                    restart = ik + suffix
+                    break
+                continue
+            skips = 0
+            decided = ik
+            if k[-1] & 1:  # a tombstone (see keys.inv_rev_bytes)
+                continue
+            if end_group is not None and ik[:-16] == end_group:
+                stored = txn.get(INDEX_BUCKET, k)
+                if stored is None or KeyValue.FromString(stored[1:]).key >= end:
+                    continue
+            count += 1
+        if restart is None:
+            break
+        it = txn.keys(INDEX_BUCKET, restart, None)
+    return count
 
 
 def _flush(group: list[tuple[bytes, bytes]], key: bytes, end: bytes, out: list[bytes], keep: int) -> int:
@@ -610,7 +653,7 @@ class StoreWrite:
             ik = keys.ikey(prev.key)
             tomb = KeyValue(key=prev.key)
             self.backend.put(
-                INDEX_BUCKET, ik + keys.inv_rev_bytes(main, sub), _TOMB + tomb.SerializeToString()
+                INDEX_BUCKET, ik + keys.inv_rev_bytes(main, sub, True), _TOMB + tomb.SerializeToString()
             )
             self.backend.put(HISTORY_BUCKET, keys.rev_bytes(main, sub), _TOMB + ik)
             if prev.lease:
@@ -765,7 +808,7 @@ class StoreWrite:
         for rk, v in batch:
             main, sub = keys.parse_rev(rk)
             ik = v[1:]
-            index_key = ik + keys.inv_rev_bytes(main, sub)
+            index_key = ik + keys.inv_rev_bytes(main, sub, v[0] == TAG_TOMBSTONE)
             newer = txn.seek_before(INDEX_BUCKET, index_key)
             superseded = (
                 newer is not None and newer[0][:-_INV] == ik and keys.parse_inv_rev(newer[0])[0] <= target
@@ -880,7 +923,7 @@ class KVStore:
             for rk, v in txn.range(HISTORY_BUCKET, keys.rev_bytes(max(start_rev, 1), 0), stop):
                 main, sub = keys.parse_rev(rk)
                 ik = v[1:]
-                index_key = ik + keys.inv_rev_bytes(main, sub)
+                index_key = ik + keys.inv_rev_bytes(main, sub, v[0] == TAG_TOMBSTONE)
                 stored = txn.get(INDEX_BUCKET, index_key)
                 if stored is None:
                     raise AssertionError(f"history entry {main}.{sub} has no index entry")
@@ -1031,7 +1074,7 @@ class KVStore:
             for rk, v in txn.range(HISTORY_BUCKET, keys.rev_bytes(0, 0), keys.rev_bytes(at + 1, 0)):
                 main, sub = keys.parse_rev(rk)
                 ik = v[1:]
-                index_key = ik + keys.inv_rev_bytes(main, sub)
+                index_key = ik + keys.inv_rev_bytes(main, sub, v[0] == TAG_TOMBSTONE)
                 if main <= compact and not _kept(txn, ik, index_key, v[0], at):
                     continue
                 stored = txn.get(INDEX_BUCKET, index_key)
