@@ -8,12 +8,13 @@ same LMDB environment read-only and answer ranges, and opening a store of any si
 
 Buckets
 -------
-``key_index``  ``ikey(key) + inv_rev(main, sub)`` -> ``tag + mvccpb.KeyValue bytes``
+``key_index``  ``ikey(key) + inv_rev(main, sub, tombstone)`` -> ``tag + mvccpb.KeyValue bytes``
     One entry per version of a key. ``ikey`` is the order-preserving, prefix-free image of the key
     (``petcd.mvcc.keys``; keys up to 1.5 MiB fit under LMDB's 511-byte limit), and the inverted
-    revision sorts the versions of a key newest first. ``tag`` is ``p`` for a put and ``t`` for a
-    tombstone (a delete, stored as ``KeyValue{key}`` like etcd's). The value is the ``KeyValue`` as
-    etcd marshals it, so a range splices it into the response as it is.
+    revision sorts the versions of a key newest first; its lowest bit marks a tombstone, so counting
+    needs no values. ``tag`` (``p`` put, ``t`` tombstone) says the same in the value. A tombstone is
+    stored as ``KeyValue{key}``, like etcd's; every value is the ``KeyValue`` as etcd marshals it, so
+    a range splices it into the response as it is.
 ``rev``        ``rev_bytes(main, sub)`` (etcd's 17-byte revision) -> ``tag + ikey``
     The history in revision order: it points back into ``key_index``. Watchers catching up, HashKV and
     compaction walk it.
@@ -28,6 +29,9 @@ A *generation* of a key (etcd's term: from a create to its tombstone) is visible
 Reading at revision R: for each ikey in the range, the first entry at or after ``ikey + inv(R)`` is
 the newest version at or before R; if it is a tombstone the key does not exist at R. The walk skips
 the newer versions and the older ones of each key (by stepping, and by seeking past a long run).
+Like etcd, a range counts every key in it whatever the limit: once ``limit + 1`` values are taken,
+the rest is counted from the keys alone (about 0.3 us per entry on LMDB: a count over 1M keys costs
+~0.3 s of CPU, where etcd's in-memory btree is ~10x faster).
 
 Revisions are etcd's: an empty store is at revision 1 (so the first write makes revision 2, and the
 stored ``KeyValue``s, hence HashKV, match etcd's byte for byte; tests/mvcc/test_etcd_hashkv.py checks
