@@ -31,7 +31,7 @@ the newest version at or before R; if it is a tombstone the key does not exist a
 the newer versions and the older ones of each key (by stepping, and by seeking past a long run).
 Like etcd, a range counts every key in it whatever the limit: once ``limit + 1`` values are taken,
 the rest is counted from the keys alone (about 0.3 us per entry on LMDB: a count over 1M keys costs
-~0.3 s of CPU, where etcd's in-memory btree is ~10x faster).
+~0.3 s of CPU; etcd walks its in-memory btree instead, not measured here).
 
 Revisions are etcd's: an empty store is at revision 1 (so the first write makes revision 2, and the
 stored ``KeyValue``s, hence HashKV, match etcd's byte for byte; tests/mvcc/test_etcd_hashkv.py checks
