@@ -26,10 +26,16 @@ revision (synced responses hold one revision; history batches stop at revision b
 a progress response at revision R is only sent to a synced watcher, i.e. after everything up to
 R was queued before it on the same stream.
 
+A response's `revision` is what the watcher has seen everything up to: the revision of its
+events when synced, the end of the history batch when catching up. Per watcher, events are
+filtered (NOPUT/NODELETE), given prev_kv (from the store's event, else read at revision - 1) and,
+when asked, split into fragments of at most the stream's max_request_bytes.
+
 Threads: this object and its watchers belong to one owner thread (the server's node loop),
-which also calls `sync_watchers`/`sync_victims` (etcd runs them every 100 ms and 10 ms; see
-`has_unsynced`/`has_victims`) and `progress_tick` (etcd: every 10 minutes, for watchers created
-with progress_notify). Only the streams' response queues are shared with consumers.
+which also calls `sync_watchers`/`sync_victims` (every SYNC_WATCHERS_INTERVAL_S and
+SYNC_VICTIMS_INTERVAL_S while `has_unsynced`/`has_victims`, as etcd) and `progress_tick` (every
+PROGRESS_NOTIFY_INTERVAL_S, for watchers created with progress_notify). Only the streams'
+response queues are shared with consumers.
 
 The store it wraps is reached through the small `HistoryStore` protocol below; a write must be
 reported after it commits and before any later write: `event_sink` is the KVStore's event sink
@@ -61,6 +67,9 @@ from petcd.pb.mvccpb.kv_pb2 import Event as pb_Event
 CHAN_BUF_LEN = 128
 MAX_WATCHERS_PER_SYNC = 512
 WATCH_BATCH_MAX_REVS = 1000
+SYNC_WATCHERS_INTERVAL_S = 0.1
+SYNC_VICTIMS_INTERVAL_S = 0.01
+PROGRESS_NOTIFY_INTERVAL_S = 600.0  # etcd's --watch-progress-notify-interval (plus up to 10% jitter)
 
 
 class HistoryStore(Protocol):
@@ -417,6 +426,9 @@ class WatchableStore:
 __all__ = [
     "CHAN_BUF_LEN",
     "MAX_WATCHERS_PER_SYNC",
+    "PROGRESS_NOTIFY_INTERVAL_S",
+    "SYNC_VICTIMS_INTERVAL_S",
+    "SYNC_WATCHERS_INTERVAL_S",
     "WATCH_BATCH_MAX_REVS",
     "HistoryStore",
     "WatchableStore",
