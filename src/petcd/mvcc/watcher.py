@@ -90,6 +90,9 @@ class WatchResponse:
     `revision` is the store revision the watcher has seen everything up to: the events' revision
     when it was synced, the end of the history batch when catching up. A response without events
     and without compact_revision is a progress notification (bookmark) at `revision`.
+
+    Read-only for consumers: the events list and the KeyValue messages in it are shared by every
+    watcher the same revision went to.
     """
 
     watch_id: int
