@@ -29,6 +29,21 @@ Theory of operation (etcd's lease/lessor.go, made synchronous):
 All times are seconds from the injected `Clock` (monotonic; its epoch is irrelevant because
 deadlines never leave the process). Nothing here blocks, sleeps or starts a thread: the owner
 (the server's node loop) calls `tick()` about every `TICK_INTERVAL_S`.
+
+Wiring (tests/lease/test_lessor_kvstore.py does exactly this):
+
+    lessor = Lessor(BackendLeaseBucket(backend, lambda: apply_write.backend if applying else None),
+                    clock, LessorConfig(min_lease_ttl_s=min_lease_ttl_s(election_ticks, heartbeat_s)),
+                    range_deleter=lambda: apply_write.delete_txn(),
+                    checkpointer=propose_lease_checkpoints)
+    store = KVStore(backend, lease_hooks=lessor)          # check_lease / attach / detach
+    for lease_id, key in store.iter_leased_keys():         # after a restart
+        lessor.attach(lease_id, key)
+
+On becoming leader `promote(election_timeout_s)`, on losing it `demote()`; `renew` answers
+LeaseKeepAlive on the leader (`LeaseExpired`: wait for the revoke, then "not found");
+`time_to_live`/`leases` answer LeaseTimeToLive/LeaseLeases; grant IDs of 0 are replaced by
+`LeaseIdGenerator.next()` before proposing. The server caps revokes in flight (etcd: 16).
 """
 
 from __future__ import annotations
