@@ -64,6 +64,7 @@ _READER = textwrap.dedent(
     for line in sys.stdin:
         start, end, rev = line.rstrip("\\n").split(" ")
         r = store.range(RangeRequest(bytes.fromhex(start), bytes.fromhex(end), revision=int(rev)))
+        assert store.current_revision() == r.revision  # follows the writer
         print(r.revision, r.count, b"".join(r.kvs).hex(), flush=True)
     """
 )

@@ -890,11 +890,16 @@ class KVStore:
 
     @property
     def current_rev(self) -> int:
-        """The revision of the last committed change, as this process last wrote or loaded it."""
+        """The revision of the last committed change (read from the backend in a read-only process,
+        where another process writes; the writer knows it without reading)."""
+        if self.backend.read_only:
+            self.reload()
         return self._current_rev
 
     @property
     def compact_rev(self) -> int:
+        if self.backend.read_only:
+            self.reload()
         return self._compact_rev
 
     @property
@@ -950,10 +955,10 @@ class KVStore:
     # the watchable store's HistoryStore protocol (petcd.mvcc.watchable_store)
 
     def current_revision(self) -> int:
-        return self._current_rev
+        return self.current_rev
 
     def compact_revision(self) -> int:
-        return self._compact_rev
+        return self.compact_rev
 
     def history(self, min_rev: int, max_rev: int) -> Iterator[tuple[int, bool, KeyValue]]:
         """``(main, is_delete, kv)`` of every change with ``min_rev <= main <= max_rev``, in order."""
