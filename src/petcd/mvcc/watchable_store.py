@@ -338,8 +338,12 @@ class WatchableStore:
         moved = 0
         current = self.store.current_revision()
         prev = _PrevKvCache(self.store)
+        full: set[int] = set()  # streams found without room in this round: skip their watchers
         for w, (evs, rev) in list(self.victims.items()):
-            if not self._send(w, evs, rev, prev):
+            if id(w.stream) in full:
+                continue
+            if not w.stream.room() or not self._send(w, evs, rev, prev):
+                full.add(id(w.stream))
                 continue
             moved += 1
             del self.victims[w]
