@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import resource
 import shutil
 import socket
 import subprocess
@@ -41,6 +40,20 @@ VALUE = b"v" * 100
 
 def key(i: int) -> bytes:
     return b"/registry/pods/default/pod-%08d" % i
+
+
+def rss_kib() -> dict[str, int]:
+    """RssAnon (heap: Python objects) and RssFile (mapped file pages: LMDB's page cache), in KiB."""
+    out = {"RssAnon": 0, "RssFile": 0}
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                name, _, value = line.partition(":")
+                if name in out:
+                    out[name] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
 
 
 def rate(fn: Callable[[], int], seconds: float) -> float:
@@ -149,7 +162,7 @@ def main() -> None:
             MemoryBackend() if args.memory else LmdbBackend(db_path(workdir), quota_bytes=8 << 30)
         )
         store = KVStore(backend)
-        rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_before = rss_kib()
 
         started = time.perf_counter()
         for lo in range(0, n, args.batch):
@@ -209,8 +222,12 @@ def main() -> None:
         rows.append(
             ("db size / key", f"{size / n:,.0f} B ({size / 2**20:,.0f} MiB, revision {store.current_rev:,})")
         )
-        rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        rows.append(("max RSS growth / key (KiB→B)", f"{(rss_after - rss_before) * 1024 / n:,.0f} B"))
+        rss_after = rss_kib()
+        revisions = store.current_rev - 1
+        rows.append(("db size / revision", f"{size / revisions:,.0f} B"))
+        for kind, what in (("RssAnon", "heap"), ("RssFile", "mapped LMDB pages")):
+            grown = (rss_after[kind] - rss_before[kind]) * 1024
+            rows.append((f"resident {what} growth / key ({kind})", f"{grown / n:,.0f} B"))
 
         if not args.memory:
             backend.close()
