@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from petcd.raft.log import RaftLog
+from petcd.raft.tracker import ProgressTracker
 from petcd.sim.__main__ import main
 from petcd.sim.checker import Checker
 from petcd.sim.cluster import Simulation
@@ -114,6 +115,14 @@ def test_voters_ignoring_log_freshness_are_caught(monkeypatch: pytest.MonkeyPatc
     # Without the leader-completeness check, the divergence shows up when entries are applied.
     monkeypatch.setattr(Checker, "on_leader", lambda self, time, node, term, log: None)
     assert "state-machine-safety" in _kinds(range(1, 21))
+
+
+def test_candidates_counting_rejections_as_votes_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    record_vote = ProgressTracker.record_vote
+    monkeypatch.setattr(
+        ProgressTracker, "record_vote", lambda self, node, granted: record_vote(self, node, True)
+    )
+    assert "election-safety" in _kinds(range(1, 16))
 
 
 def test_stale_local_reads_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,11 +109,16 @@ class Checker:
 
     # -- raft observations ------------------------------------------------------------------
 
-    def on_leader(self, time: int, node: int, term: int, log: LogView) -> None:
-        """`node` is (or was, at `term`) the leader; `log` is its log at or after election."""
+    def on_leader(self, time: int, node: int, term: int, log: LogView | None) -> None:
+        """`node` is (or was, at `term`) the leader; `log` is its log at or after election.
+
+        Without `log` only election safety is checked (the log is not always at hand).
+        """
         other = self.leaders.setdefault(term, node)
         if other != node:
             self.fail("election-safety", time, f"term {term} has two leaders: {other} and {node}")
+        if log is None:
+            return
         for index in range(log.snapshot_index + 1, self.max_committed + 1):
             bound = self._commit_term.get(index)
             want = self._committed_term.get(index)

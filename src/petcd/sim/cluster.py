@@ -6,23 +6,34 @@ Theory of operation
 disk and a tiny KV state machine), a simulated `Network` and a `Scheduler` (fake clock + event
 queue), then runs events in simulated time:
 
-* every node ticks once per tick (at its own phase within the tick);
-* once per tick the "world" acts: clients propose writes (unique ids, to whichever node believes
-  it is leader, retried after a timeout), issue ReadIndex reads, propose membership changes; faults
-  start and end (partitions of several shapes, crashes and restarts);
+* every node ticks once per tick of its own clock (own phase, and a rate skewed by `clock_skew`);
+* once per tick the "world" acts: clients propose writes (unique ids, mostly to the node that
+  believes it leads, sometimes to any node so raft forwards; retried, with backoff, when there
+  is no answer) and ReadIndex reads; membership changes (add a learner with a fresh id, promote,
+  remove, or a joint "swap"), leadership transfers, partitions of several shapes (isolate, split,
+  deaf, mute, cut links) and crashes start and end;
 * messages are delivered, lost, duplicated, delayed and reordered by the network;
-* a node's `Ready` is persisted after a random disk delay; only then are its messages sent and its
-  committed entries applied (so a crash in between loses exactly what was not persisted).
+* a node's `Ready` is persisted after a random disk delay (a leader may send first, as etcd's
+  server does); then its messages are sent, its committed entries applied and `advance` called.
+  Messages and ticks keep being stepped meanwhile, as in etcd's node loop. A crash loses what is
+  not persisted: the Ready being written, in-flight messages from and to the node, volatile state.
+* restart rebuilds the node from its disk the way etcd does: a fresh MemoryStorage holding the
+  snapshot, the hard state and the entries after the snapshot; the state machine from its own
+  durable copy; `Config.applied` from the state machine (minus any conf change raft must replay)
+  or 0 (replay everything after the snapshot), per seed;
+* nodes apply committed entries, snapshot their state machine and compact the log every few
+  entries, so lagging and new nodes get snapshots (sent as etcd does: the sender's current state).
 
-Every observation is fed to a `Checker` (safety), and a run has three phases: *chaos* for `ticks`
-ticks, then *liveness* (heal everything, restart every crashed node, stop faults: every proposal
-ever made must be applied on every member within a bound), then *probe* (one new proposal must
-be applied on every member within a bound). A run stops at the first violation.
+Every observation is fed to a `Checker` (safety). A run has phases: *chaos* for `ticks` ticks;
+then *liveness* (heal everything, restart every crashed node, stop faults: every proposal ever
+made must commit and every member catch up within a bound that grows with the backlog); then
+*probe* (one new proposal must commit within a bound); then *catch-up* (every member applies
+all of it) and the final durability check. A run stops at the first violation.
 
-All randomness comes from `random.Random(seed)`: the network, faults, clients and disks use
-generators derived from it, and each raft node gets its own generator (election jitter) derived
-from it when it starts. Nothing iterates over an unordered collection whose order could vary
-between processes, so the same seed gives the same event log, byte for byte.
+All randomness comes from `random.Random(seed)`: the knobs, network, faults, clients and disks
+use it or generators derived from it, and each raft node gets its own generator (election
+jitter) derived from it when it starts. Nothing iterates over an unordered collection whose
+order could vary between processes, so the same seed gives the same event log, byte for byte.
 """
 
 from __future__ import annotations
@@ -389,6 +400,12 @@ class Simulation:
     def _drive(self, node: SimNode) -> None:
         """Take Readies from the node until it has none or one is waiting for the disk."""
         rn = node.rn
+        if rn is not None and node.alive:
+            # Between Readies too (a Ready may be waiting for the disk): a node can win and lose
+            # an election before its next Ready, and election safety must still see it.
+            st = rn.basic_status()
+            if st.soft_state.raft_state == StateType.LEADER and self.checker.leaders.get(st.term) != node.id:
+                self.checker.on_leader(self.sched.now, node.id, st.term, None)
         while node.alive and rn is not None and node.pending is None and rn.has_ready():
             self._current = node.id
             rd = rn.ready()
