@@ -267,6 +267,7 @@ def test_renew_needs_primary_and_restarts_ttl(clock: FakeClock) -> None:
     assert h.lessor.time_to_live(1).ttl_s == 4
     assert h.lessor.renew(1) == 10
     assert h.lessor.time_to_live(1).ttl_s == 10
+    assert (h.lessor.granted_total, h.lessor.renewed_total, h.lessor.revoked_total) == (1, 1, 0)
     clock.advance(9.5)
     assert h.lessor.tick() == []
     with pytest.raises(LeaseNotFound):

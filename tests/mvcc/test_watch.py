@@ -413,6 +413,9 @@ def test_slow_watcher_never_blocks_writes_and_catches_up(kv: HistoryModel) -> No
         fast_seen.extend(fast.drain())
     assert len(slow) == 2  # its queue is full, so it was parked ...
     assert ws.has_victims
+    gauges = ws.gauges()
+    assert gauges["watch_stream_total"] == 2 and gauges["watcher_total"] == 2
+    assert gauges["slow_watcher_total"] == 1 and gauges["pending_events_total"] == 1
     assert events_of(fast_seen) == model_events(kv, base + 1, lambda k: True)  # ... without hurting the other
     (caught_up,) = pump(ws, slow)
     assert events_of(caught_up) == model_events(kv, base + 1, lambda k: True)

@@ -237,6 +237,10 @@ class Lessor:
         self._expired_notifier = LeaseExpiredNotifier()
         # Invariant: empty unless primary and a checkpointer is set.
         self._checkpoint_schedule = LeaseExpiredNotifier()
+        # etcd's lease counters (etcd_debugging_lease_{granted,revoked,renewed}_total)
+        self.granted_total = 0
+        self.revoked_total = 0
+        self.renewed_total = 0
         self._init_and_recover()
 
     # -- wiring ---------------------------------------------------------------------------------
@@ -289,6 +293,7 @@ class Lessor:
         self._bucket.put_lease(lease_id, lease.record())
         if self._primary:
             self._refresh(lease, 0.0)
+        self.granted_total += 1
         return lease
 
     def revoke(self, lease_id: int) -> None:
@@ -313,6 +318,7 @@ class Lessor:
         self._bucket.delete_lease(lease_id)
         if txn is not None:
             txn.end()
+        self.revoked_total += 1
 
     def checkpoint(self, lease_id: int, remaining_ttl_s: int) -> None:
         """Record a lease's remaining TTL (applied from a LeaseCheckpoint entry); unknown IDs are ignored."""
@@ -422,6 +428,7 @@ class Lessor:
             if self._checkpointer is not None and self._config.checkpointing:
                 self._checkpointer([LeaseCheckpoint(lease_id, 0)])
         self._refresh(lease, 0.0)
+        self.renewed_total += 1
         return lease.ttl
 
     def tick(self) -> list[Lease]:

@@ -182,6 +182,16 @@ class WatchableStore:
         if not (self.unsynced.delete(w) or self.synced.delete(w)):
             self.victims.pop(w, None)
 
+    def gauges(self) -> dict[str, int]:
+        """etcd's watch gauges: streams, watchers, slow watchers (unsynced or parked), and the
+        events parked with victims."""
+        return {
+            "watch_stream_total": len(self._streams),
+            "watcher_total": len(self.synced) + len(self.unsynced) + len(self.victims),
+            "slow_watcher_total": len(self.unsynced) + len(self.victims),
+            "pending_events_total": sum(len(evs) for evs, _ in self.victims.values()),
+        }
+
     @property
     def has_unsynced(self) -> bool:
         return len(self.unsynced) > 0
