@@ -30,8 +30,13 @@ lint: setup
 test: setup system-deps lint
 	$(PY) -m pytest
 
-bench: setup
+# Every benchmark, each bounded in time; figures go to the README by hand, never into test assertions.
+bench: setup system-deps
 	$(PY) benchmarks/raft_throughput.py
+	$(PY) benchmarks/wal_throughput.py
+	$(PY) benchmarks/mvcc_throughput.py
+	$(PY) benchmarks/watch_fanout.py
+	@if [ -f benchmarks/etcdctl_startup.py ]; then $(PY) benchmarks/etcdctl_startup.py; fi
 
 # The long simulator sweep (opt-in; CI runs the fixed corpus inside `make test`).
 sim-sweep: setup
