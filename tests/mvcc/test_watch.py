@@ -782,6 +782,7 @@ class WatchMachine(RuleBasedStateMachine):
         self.created_at: dict[tuple[int, int], int] = {}
         for i, stream in enumerate(self.streams):
             stream.send = self._counting(i, stream.send)  # type: ignore[method-assign,assignment]
+            stream.send_one = self._counting_one(i, stream.send_one)  # type: ignore[method-assign,assignment]
 
     def _counting(
         self, i: int, send: Callable[[list[WatchResponse]], bool]
@@ -790,6 +791,15 @@ class WatchMachine(RuleBasedStateMachine):
             ok = send(responses)
             if ok:
                 self.queued[i] += len(responses)
+            return ok
+
+        return counted
+
+    def _counting_one(self, i: int, send: Callable[[WatchResponse], bool]) -> Callable[[WatchResponse], bool]:
+        def counted(response: WatchResponse) -> bool:
+            ok = send(response)
+            if ok:
+                self.queued[i] += 1
             return ok
 
         return counted

@@ -463,6 +463,19 @@ class WatchStream:
             self._on_ready()
         return True
 
+    def send_one(self, resp: WatchResponse) -> bool:
+        """`send([resp])`, for the fan-out hot path."""
+        if self.closed:
+            return True
+        q = self._queue
+        with q.lock:
+            if len(q.items) >= self.capacity:
+                return False
+            q.items.append(resp)
+        if self._on_ready is not None:
+            self._on_ready()
+        return True
+
     def room(self) -> int:
         with self._queue.lock:
             return self.capacity - len(self._queue.items)
