@@ -172,3 +172,11 @@ def test_reads_racing_writes_are_fine() -> None:
     c.on_read_served(5, "r1", 5, 6, 0)
     c.forget_read("r2")
     assert c.ok
+
+
+def test_members_at_one_index_must_hold_one_state() -> None:
+    c = Checker()
+    c.check_states(1, [(1, 5, b"a"), (2, 5, b"a"), (3, 4, b"b")])
+    assert c.ok
+    c.check_states(2, [(1, 5, b"a"), (2, 5, b"x")])
+    assert kinds(c) == ["state-machine-safety"]

@@ -6,18 +6,21 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from petcd.raft.log import RaftLog
 from petcd.raft.tracker import ProgressTracker
+from petcd.raft.types import Message
 from petcd.sim.__main__ import main
 from petcd.sim.checker import Checker
 from petcd.sim.cluster import Simulation
 from petcd.sim.eventlog import EventLog
+from petcd.sim.kv import KVStateMachine
 from petcd.sim.network import Network, Plan
-from petcd.sim.node import ReadWait
+from petcd.sim.node import ReadWait, SimNode
 from petcd.sim.sweep import parse_seed_range, run_seed, sweep
 
 HERE = Path(__file__).resolve().parent
@@ -123,6 +126,20 @@ def test_candidates_counting_rejections_as_votes_are_caught(monkeypatch: pytest.
         ProgressTracker, "record_vote", lambda self, node, granted: record_vote(self, node, True)
     )
     assert "election-safety" in _kinds(range(1, 16))
+
+
+def test_snapshots_that_lose_data_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    merged = Simulation._merged_snapshot
+
+    def lossy(self: Simulation, node: SimNode, m: Message) -> Message:
+        m = merged(self, node, m)
+        assert m.snapshot is not None
+        kv = KVStateMachine.decode(m.snapshot.data)
+        kv.data.clear()  # the values are lost, the applied index is right
+        return replace(m, snapshot=replace(m.snapshot, data=kv.encode()))
+
+    monkeypatch.setattr(Simulation, "_merged_snapshot", lossy)
+    assert "state-machine-safety" in _kinds(range(1, 13))
 
 
 def test_stale_local_reads_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:

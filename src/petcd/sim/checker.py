@@ -14,6 +14,8 @@ a raft guarantee:
   term of anyone who later learns of it), so checking leaders of terms >= that bound is sound;
 * state-machine safety: no two nodes apply different entries at one index, and each node
   applies indexes in order without gaps (a snapshot restore may jump forward, never back);
+* state-machine safety again at the end: members that applied up to the same index hold the
+  same state (a snapshot must equal the entries it replaces);
 * durability: a node's log agrees with every committed entry up to its own commit index (after a
   restart too), no acknowledged write is missing from a node's final state, and no committed
   index is lost (every node ends having applied at least the highest index ever committed);
@@ -291,6 +293,22 @@ class Checker:
                     time,
                     f"node {node} lost acknowledged writes {', '.join(missing[:5])}",
                 )
+
+    def check_states(self, time: int, states: Iterable[tuple[int, int, bytes]]) -> None:
+        """Nodes at the same applied index must hold the same state (node, applied, encoded state).
+
+        This catches a snapshot that does not match the entries it replaces.
+        """
+        first: dict[int, tuple[int, bytes]] = {}
+        for node, applied, state in states:
+            seen = first.setdefault(applied, (node, state))
+            if seen[1] != state:
+                self.fail(
+                    "state-machine-safety",
+                    time,
+                    f"nodes {seen[0]} and {node} both applied up to {applied} but hold different states",
+                )
+                return
 
     @property
     def acked(self) -> int:

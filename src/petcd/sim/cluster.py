@@ -1011,6 +1011,7 @@ class Simulation:
                 self.log.add(now, None, f"every member applied {self.checker.max_committed}")
                 self._audit()
                 self.checker.check_final(now, ((n.id, n.kv.applied, n.kv.seen) for n in self.members()))
+                self.checker.check_states(now, ((n.id, n.kv.applied, n.kv.encode()) for n in self.members()))
                 self.done = True
             elif waited > self.probe_ticks:
                 lagging = [n.id for n in self.members() if n.kv.applied < self.checker.max_committed]
