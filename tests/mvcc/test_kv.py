@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from crc32c import crc32c
 
 from petcd.backend import Backend
 from petcd.errors import (
@@ -626,9 +627,7 @@ def test_hash_kv_known_value(store: KVStore) -> None:
     """The bytes hashed are etcd's: CRC-32C over "key", revisions and KeyValues (see test_etcd_hashkv)."""
     put(store, b"foo", b"bar")
     raw = KeyValue(key=b"foo", value=b"bar", create_revision=2, mod_revision=2, version=1).SerializeToString()
-    from petcd.mvcc.crc import crc32c_python
-
-    expected = crc32c_python(b"key" + (2).to_bytes(8, "big") + b"_" + (0).to_bytes(8, "big") + raw)
+    expected = crc32c(b"key" + (2).to_bytes(8, "big") + b"_" + (0).to_bytes(8, "big") + raw)
     assert store.hash_kv().hash == expected
 
 

@@ -108,6 +108,8 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
+from crc32c import crc32c
+
 from petcd.backend import META_BUCKET, Backend, ReadTxn, WriteTxn
 from petcd.errors import (
     Compacted,
@@ -122,7 +124,6 @@ from petcd.errors import (
     ValueProvided,
 )
 from petcd.mvcc import keys
-from petcd.mvcc.crc import crc32c
 from petcd.mvcc.types import (
     CMP_CREATE,
     CMP_EQUAL,
