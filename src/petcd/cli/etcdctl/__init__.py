@@ -388,7 +388,13 @@ def _apply_env(parsed: Parsed, environ: dict[str, str]) -> None:
     for f in GLOBAL_FLAGS:
         key = "ETCDCTL_" + f.name.upper().replace("-", "_")
         value = environ.get(key, "")
-        if value and f.name not in parsed.changed:
+        if value and f.name in parsed.changed:
+            # etcd's pkg/flags refuses the ambiguity rather than silently picking one
+            raise UsageError(
+                f'conflicting environment variable "{key}" is shadowed by corresponding command-line flag '
+                "(either unset environment variable or disable flag)"
+            )
+        if value:
             try:
                 set_value(parsed, f, value, f"--{f.name}")
             except UsageError:

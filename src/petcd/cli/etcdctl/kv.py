@@ -217,7 +217,6 @@ def compaction_command(ctx: Context) -> int:
 # ---- txn ---------------------------------------------------------------------------------------
 
 _ARG_RE = re.compile(r"\"(?:[^\"\\]|\\.)*\"|'[^']*'|[^'\"\s]\S*[^'\"\s]?")
-_CMP_RE = re.compile(r"^\s*(\"(?:[^\"\\]|\\.)*\"|`[^`]*`)\)\s+(\S+)\s+(\"(?:[^\"\\]|\\.)*\"|`[^`]*`)")
 _RESULTS = {"=": 0, ">": 1, "<": 2, "!=": 3}
 
 
@@ -266,14 +265,38 @@ def argify(line: str) -> list[str]:
     return args
 
 
+_QUOTED_RE = re.compile(r"\s*(\"(?:[^\"\\\\]|\\\\.)*\"|`[^`]*`)")
+_TOKEN_RE = re.compile(r"\s*(\S+)")
+
+
+def _scan_compare(rest: str) -> tuple[int, str, str, str]:
+    """Go's ``fmt.Sscanf(rest, "%q) %s %q", &key, &op, &val)``: (items scanned, key, op, val)."""
+    key = op = val = ""
+    m = _QUOTED_RE.match(rest)
+    if m is None:
+        return 0, key, op, val
+    key = go_unquote(m.group(1))
+    pos = m.end()
+    if not rest.startswith(")", pos):
+        return 1, key, op, val
+    m = _TOKEN_RE.match(rest, pos + 1)
+    if m is None:
+        return 1, key, op, val
+    op = m.group(1)
+    m = _QUOTED_RE.match(rest, m.end())
+    if m is None:
+        return 2, key, op, val
+    return 3, key, op, go_unquote(m.group(1))
+
+
 def parse_compare(line: str) -> JsonDict:
     target, sep, rest = line.partition("(")
     if not sep:
         raise CtlError(EXIT_INVALID_INPUT, f"malformed comparison: {line}")
-    m = _CMP_RE.match(rest)
-    if m is None:
-        raise CtlError(EXIT_INVALID_INPUT, f"malformed comparison: {line}")
-    key, op, val = go_unquote(m.group(1)), m.group(2), go_unquote(m.group(3))
+    n, key, op, val = _scan_compare(rest)
+    if n != 3:
+        got = f"{target}({go_quote(key)}) {op} {go_quote(val)}"
+        raise CtlError(EXIT_INVALID_INPUT, f"malformed comparison: {line}; got {got}")
     if op not in _RESULTS:
         raise CtlError(EXIT_INVALID_INPUT, f"malformed comparison: {line} (unknown result op {op})")
     cmp: JsonDict = {"result": _RESULTS[op], "key": b64(arg_bytes(key))}

@@ -1,0 +1,166 @@
+"""Helpers for etcdctl tests: reference etcd servers on loopback, and runners for both etcdctls.
+
+``etcd_pair`` starts two reference etcd 3.4 servers that are indistinguishable from a client's
+point of view: same name, same cluster token and the same *advertised* peer and client URLs (they
+listen on different free ports). Member and cluster IDs are derived from those, so the two report
+identical IDs, and the same commands applied to both give identical revisions. Our etcdctl talks
+to one, the reference etcdctl to the other, and their outputs can be compared byte for byte.
+Every process started here is stopped here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ETCD = "/usr/bin/etcd"
+REF_ETCDCTL = "/usr/bin/etcdctl"
+OURS = [sys.executable, "-m", "petcd.cli.etcdctl"]
+
+needs_etcd = pytest.mark.skipif(
+    not (os.path.exists(ETCD) and os.path.exists(REF_ETCDCTL)), reason="reference etcd/etcdctl not installed"
+)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Result:
+    rc: int
+    out: bytes
+    err: bytes
+
+    @property
+    def error_lines(self) -> list[bytes]:
+        # etcd 3.4's client also logs JSON warnings on stderr; compare only etcdctl's own lines
+        return [line for line in self.err.splitlines() if not line.startswith(b'{"level"')]
+
+
+def run(cmd: list[str], args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None) -> Result:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
+    full_env.update(env or {})
+    p = subprocess.run([*cmd, *args], input=stdin, capture_output=True, env=full_env, timeout=60, check=False)
+    return Result(p.returncode, p.stdout, p.stderr)
+
+
+class EtcdServer:
+    def __init__(self, base: Path, name: str, advertise_peer: str, advertise_client: str) -> None:
+        self.port = free_port()
+        self.peer_port = free_port()
+        self.endpoint = f"127.0.0.1:{self.port}"
+        self.data = base / name
+        self.log = open(base / f"{name}.log", "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            [
+                ETCD,
+                "--name",
+                "default",
+                "--data-dir",
+                str(self.data),
+                "--listen-client-urls",
+                f"http://{self.endpoint}",
+                "--advertise-client-urls",
+                advertise_client or f"http://{self.endpoint}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{self.peer_port}",
+                "--initial-advertise-peer-urls",
+                advertise_peer or f"http://127.0.0.1:{self.peer_port}",
+                "--initial-cluster",
+                f"default={advertise_peer or f'http://127.0.0.1:{self.peer_port}'}",
+                "--initial-cluster-token",
+                "petcd-test",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                    s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    data = s.recv(4096)
+                if b'"health":"true"' in data:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("etcd did not become healthy")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@dataclass
+class Pair:
+    ours_server: EtcdServer
+    ref_server: EtcdServer
+
+    def ours(self, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> Result:
+        return run(OURS, ["--endpoints", self.ours_server.endpoint, *args], stdin, env)
+
+    def ref(self, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None) -> Result:
+        return run([REF_ETCDCTL], ["--endpoints", self.ref_server.endpoint, *args], stdin, env)
+
+    def both(
+        self, *args: str, stdin: bytes = b"", env: dict[str, str] | None = None
+    ) -> tuple[Result, Result]:
+        return self.ours(*args, stdin=stdin, env=env), self.ref(*args, stdin=stdin, env=env)
+
+
+@pytest.fixture(scope="module")
+def etcd_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    if not os.path.exists(ETCD):
+        pytest.skip("reference etcd not installed")
+    base = tmp_path_factory.mktemp("etcd-pair")
+    peer = f"http://127.0.0.1:{free_port()}"
+    client = "http://127.0.0.1:2379"
+    a = EtcdServer(base, "a", peer, client)
+    try:
+        b = EtcdServer(base, "b", peer, client)
+    except Exception:
+        a.stop()
+        raise
+    try:
+        yield Pair(a, b)
+    finally:
+        a.stop()
+        b.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
+    if not os.path.exists(ETCD):
+        pytest.skip("reference etcd not installed")
+    base = tmp_path_factory.mktemp("etcd-one")
+    server = EtcdServer(base, "one", "", "")
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
