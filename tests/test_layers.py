@@ -62,11 +62,23 @@ ALLOWED: dict[str, frozenset[str]] = {
     "sim": frozenset(
         {"server", "raft", "wal", "fs", "backend", "mvcc", "lease", "auth", "codec", "ids", "errors"}
     ),
+    "runtime": frozenset({"server", "wal", "fs", "backend", "codec", "pb", "raft", "ids", "errors"}),
+    # The client-facing API sees the server only through the facade protocol (see FACADE_ONLY).
+    "api": frozenset({"server", "pb", "errors"}),
+    "gateway": frozenset({"server", "pb", "errors", "api"}),
     "client": frozenset({"pb", "errors"}),
     # etcdctl, etcdutl and the benchmark tool; etcdutl works on a data dir offline, so it may
     # open the WAL, snapshots and the backend directly.
     "cli": frozenset({"client", "pb", "errors", "ids", "wal", "fs", "backend", "mvcc", "codec", "raft"}),
 }
+
+# The composition root and the `etcd` command may import anything.
+COMPOSITION_ROOTS = frozenset({"app", "etcdmain", "__main__"})
+for _root in COMPOSITION_ROOTS:
+    ALLOWED[_root] = frozenset(ALLOWED) | COMPOSITION_ROOTS
+
+# layers that reach the server only through petcd.server.facade
+FACADE_ONLY = frozenset({"api", "gateway"})
 
 # layers that may import petcd.pb only for these message packages (no services, no grpc)
 PB_MODULES: dict[str, frozenset[str]] = {
@@ -144,9 +156,11 @@ def _violations(path: Path, rel: Path) -> list[str]:
         parts = mod.split(".")
         if parts[0] == "petcd":
             sub = parts[1] if len(parts) > 1 else ""
-            pb_pkg = parts[2] if len(parts) > 2 else ""
-            if (sub and sub not in allowed) or (
-                sub == "pb" and layer in PB_MODULES and pb_pkg not in PB_MODULES[layer]
+            third = parts[2] if len(parts) > 2 else ""
+            if (
+                (sub and sub not in allowed)
+                or (sub == "pb" and layer in PB_MODULES and third not in PB_MODULES[layer])
+                or (sub == "server" and layer in FACADE_ONLY and third != "facade")
             ):
                 bad.append(f"line {lineno}: {layer} may not import {mod}")
         elif parts[0] in forbidden:
@@ -173,3 +187,6 @@ def test_the_checker_catches_a_violation(tmp_path: Path) -> None:
     assert _violations(probe, Path("sim/probe.py")) == ["line 1: sim may not import time"]
     probe.write_text("from petcd.pb.mvccpb import kv_pb2\nfrom petcd.pb.etcdserverpb import rpc_pb2\n")
     assert _violations(probe, Path("mvcc/probe.py")) == ["line 2: mvcc may not import petcd.pb.etcdserverpb"]
+    probe.write_text("from petcd.server.facade import EtcdFacade\nfrom petcd.server.node import Node\n")
+    assert _violations(probe, Path("api/probe.py")) == ["line 2: api may not import petcd.server.node"]
+    assert _violations(probe, Path("app.py")) == []
