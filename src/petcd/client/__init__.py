@@ -11,14 +11,17 @@ the token (the ``Authorization`` header on the gateway, ``token`` metadata on gR
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from petcd.client.config import ClientConfig, Endpoint, TlsConfig, parse_endpoint
 from petcd.client.errors import ClientError, DeadlineExceeded, GatewayUnsupported
 from petcd.client.gateway import GatewayClient
 
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from petcd.client.grpc_client import GrpcClient
+
+    JsonDict = dict[str, Any]
 
 __all__ = [
     "Client",
@@ -30,7 +33,6 @@ __all__ = [
     "parse_endpoint",
 ]
 
-JsonDict = dict[str, Any]
 
 TRANSPORTS = ("auto", "gateway", "grpc")
 

@@ -7,15 +7,28 @@ An endpoint is written as etcdctl accepts it: ``host:port``, ``http://host:port`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
-
-@dataclass(slots=True)
 class Endpoint:
-    host: str
-    port: int
-    tls: bool
-    text: str  # as the user wrote it; etcdctl prints endpoints this way
+    __slots__ = ("host", "port", "text", "tls")
+
+    def __init__(self, host: str, port: int, tls: bool, text: str) -> None:
+        self.host = host
+        self.port = port
+        self.tls = tls
+        self.text = text  # as the user wrote it; etcdctl prints endpoints this way
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Endpoint) and (self.host, self.port, self.tls) == (
+            other.host,
+            other.port,
+            other.tls,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.host, self.port, self.tls))
+
+    def __repr__(self) -> str:
+        return f"Endpoint({self.text!r})"
 
     @property
     def grpc_target(self) -> str:
@@ -24,31 +37,65 @@ class Endpoint:
         return f"{self.host}:{self.port}"
 
 
-@dataclass(slots=True)
 class TlsConfig:
-    cacert: str = ""
-    cert: str = ""
-    key: str = ""
-    insecure_skip_verify: bool = False
+    __slots__ = ("cacert", "cert", "insecure_skip_verify", "key")
+
+    def __init__(
+        self, cacert: str = "", cert: str = "", key: str = "", insecure_skip_verify: bool = False
+    ) -> None:
+        self.cacert = cacert
+        self.cert = cert
+        self.key = key
+        self.insecure_skip_verify = insecure_skip_verify
 
     @property
     def configured(self) -> bool:
         return bool(self.cacert or self.cert or self.key)
 
 
-@dataclass(slots=True)
 class ClientConfig:
-    endpoints: list[str] = field(default_factory=lambda: ["127.0.0.1:2379"])
-    dial_timeout_s: float = 2.0
-    command_timeout_s: float = 5.0
-    keepalive_time_s: float = 2.0
-    keepalive_timeout_s: float = 6.0
-    user: str = ""
-    password: str = ""
-    tls: TlsConfig = field(default_factory=TlsConfig)
-    insecure_transport: bool = True
-    max_request_bytes: int = 0  # 0: etcd's client default (2 MiB)
-    max_recv_bytes: int = 0  # 0: unlimited (MaxInt32)
+    """Connection settings; the defaults are etcdctl's (``max_*_bytes`` 0 means the client default)."""
+
+    __slots__ = (
+        "command_timeout_s",
+        "dial_timeout_s",
+        "endpoints",
+        "insecure_transport",
+        "keepalive_time_s",
+        "keepalive_timeout_s",
+        "max_recv_bytes",
+        "max_request_bytes",
+        "password",
+        "tls",
+        "user",
+    )
+
+    def __init__(
+        self,
+        endpoints: list[str] | None = None,
+        *,
+        dial_timeout_s: float = 2.0,
+        command_timeout_s: float = 5.0,
+        keepalive_time_s: float = 2.0,
+        keepalive_timeout_s: float = 6.0,
+        user: str = "",
+        password: str = "",
+        tls: TlsConfig | None = None,
+        insecure_transport: bool = True,
+        max_request_bytes: int = 0,
+        max_recv_bytes: int = 0,
+    ) -> None:
+        self.endpoints = endpoints if endpoints is not None else ["127.0.0.1:2379"]
+        self.dial_timeout_s = dial_timeout_s
+        self.command_timeout_s = command_timeout_s
+        self.keepalive_time_s = keepalive_time_s
+        self.keepalive_timeout_s = keepalive_timeout_s
+        self.user = user
+        self.password = password
+        self.tls = tls if tls is not None else TlsConfig()
+        self.insecure_transport = insecure_transport
+        self.max_request_bytes = max_request_bytes  # 0: etcd's client default (2 MiB)
+        self.max_recv_bytes = max_recv_bytes  # 0: unlimited (MaxInt32)
 
     def parsed_endpoints(self) -> list[Endpoint]:
         return [parse_endpoint(e, self.tls.configured or not self.insecure_transport) for e in self.endpoints]

@@ -9,16 +9,26 @@ sends and what ``json_format.MessageToDict`` makes of a gRPC reply. Nothing here
 
 from __future__ import annotations
 
-from typing import NamedTuple
 
-
-class Rpc(NamedTuple):
+class Rpc:
     service: str  # full gRPC service name
     method: str
     path: str  # JSON gateway path
     request: str  # message class name in pb_module
     response: str
     pb_module: str  # module under petcd.pb holding the messages
+
+    __slots__ = ("method", "path", "pb_module", "request", "response", "service")
+
+    def __init__(  # noqa: PLR0917 (a table row: positional reads best)
+        self, service: str, method: str, path: str, request: str, response: str, pb_module: str
+    ) -> None:
+        self.service = service
+        self.method = method
+        self.path = path
+        self.request = request
+        self.response = response
+        self.pb_module = pb_module
 
 
 _KV = "etcdserverpb.KV"

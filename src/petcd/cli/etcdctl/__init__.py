@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import dataclass, field
 
 from petcd.cli.etcdctl.errors import EXIT_ERROR, CtlError
 from petcd.cli.etcdctl.flags import (
@@ -67,13 +66,22 @@ GLOBAL_FLAGS = [
 ]
 
 
-@dataclass(slots=True)
 class Command:
-    name: str
-    target: str = ""  # "module:function" under petcd.cli.etcdctl
-    flags: list[Flag] = field(default_factory=list)
-    subcommands: dict[str, Command] = field(default_factory=dict)
-    short: str = ""
+    __slots__ = ("flags", "name", "short", "subcommands", "target")
+
+    def __init__(
+        self,
+        name: str,
+        target: str = "",
+        flags: list[Flag] | None = None,
+        subcommands: dict[str, Command] | None = None,
+        short: str = "",
+    ) -> None:
+        self.name = name
+        self.target = target  # "module:function" under petcd.cli.etcdctl
+        self.flags = flags or []
+        self.subcommands = subcommands or {}
+        self.short = short
 
 
 def _c(name: str, target: str, short: str, *flags: Flag) -> Command:
@@ -335,13 +343,15 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-@dataclass(slots=True)
 class Invocation:
     """What the command line asked for."""
 
-    path: list[str]
-    command: Command
-    parsed: Parsed
+    __slots__ = ("command", "parsed", "path")
+
+    def __init__(self, path: list[str], command: Command, parsed: Parsed) -> None:
+        self.path = path
+        self.command = command
+        self.parsed = parsed
 
 
 def parse_command_line(argv: list[str], environ: dict[str, str]) -> Invocation | None:

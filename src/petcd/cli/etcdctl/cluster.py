@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 from petcd.cli.etcdctl.context import Context
 from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INTERRUPTED, CtlError
 from petcd.cli.etcdctl.gofmt import go_duration, go_quote
 from petcd.client import Client, ClientError, parse_endpoint
 
-JsonDict = dict[str, Any]
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    JsonDict = dict[str, Any]
 
 
 def _member_id(ctx: Context) -> int:

@@ -8,13 +8,15 @@ as etcdctl does; a user without a password reads it from the terminal.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Any
 
 from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, CtlError
 from petcd.cli.etcdctl.printer import FORMATS, Printer
 from petcd.client import Client, ClientConfig, ClientError, TlsConfig
 
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
 if TYPE_CHECKING:
+    from typing import Any
+
     from petcd.cli.etcdctl import Invocation
 
 

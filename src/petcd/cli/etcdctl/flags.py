@@ -9,9 +9,6 @@ more start-up time than this whole tool may spend (see benchmarks/etcdctl_startu
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from petcd.cli.etcdctl.gofmt import go_quote, parse_go_duration
 
 BOOL = "bool"
@@ -20,26 +17,36 @@ INT = "int"
 DURATION = "duration"
 STRINGS = "strings"  # comma-separated list (StringSlice)
 
+TYPE_CHECKING = False  # typing and dataclasses are not imported at run time: start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
 
 class UsageError(Exception):
     """A command line pflag/cobra would reject (etcdctl exits 1 with ``Error: <msg>``)."""
 
 
-@dataclass(frozen=True, slots=True)
 class Flag:
-    name: str
-    kind: str
-    default: Any
-    help: str = ""
-    short: str = ""
+    __slots__ = ("default", "help", "kind", "name", "short")
+
+    def __init__(self, name: str, kind: str, default: Any, help: str = "", short: str = "") -> None:
+        self.name = name
+        self.kind = kind
+        self.default = default
+        self.help = help
+        self.short = short
 
 
-@dataclass(slots=True)
 class Parsed:
-    values: dict[str, Any] = field(default_factory=dict)
-    changed: set[str] = field(default_factory=set)
-    args: list[str] = field(default_factory=list)
-    dash_at: int = -1  # index in args where "--" was seen (cobra's ArgsLenAtDash), -1 if none
+    """The result of parsing: flag values, which were given, positional args."""
+
+    __slots__ = ("args", "changed", "dash_at", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.changed: set[str] = set()
+        self.args: list[str] = []
+        self.dash_at = -1  # index in args where "--" was seen (cobra's ArgsLenAtDash), -1 if none
 
 
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}

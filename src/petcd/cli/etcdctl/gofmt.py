@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import unicodedata
 
 _ESCAPES = {
     7: "\\a",
@@ -32,6 +31,8 @@ def _printable(ch: str) -> bool:
     # Go's unicode.IsPrint: letters, marks, numbers, punctuation, symbols and the ASCII space.
     if ch == " ":
         return True
+    import unicodedata  # only for non-ASCII text
+
     return unicodedata.category(ch)[0] in "LMNPS"
 
 

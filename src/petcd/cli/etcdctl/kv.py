@@ -11,14 +11,17 @@ import base64
 import os
 import re
 import sys
-from typing import Any
 
 from petcd.cli.etcdctl.context import Context
 from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT, CtlError
 from petcd.cli.etcdctl.flags import FlagSet, Parsed, UsageError
 from petcd.cli.etcdctl.gofmt import go_quote
 
-JsonDict = dict[str, Any]
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
+
+    JsonDict = dict[str, Any]
 
 SORT_ORDERS = {"": 0, "ASCEND": 1, "DESCEND": 2}
 SORT_TARGETS = {"": 0, "KEY": 0, "VERSION": 1, "CREATE": 2, "MODIFY": 3, "VALUE": 4}

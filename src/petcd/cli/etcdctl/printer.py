@@ -14,13 +14,16 @@ hashkv has the ``HASH REVISION`` column, ``member add --learner`` says `` as lea
 from __future__ import annotations
 
 import base64
-from typing import Any, BinaryIO
 
 from petcd.cli.etcdctl.errors import EXIT_BAD_FEATURE, CtlError
 from petcd.cli.etcdctl.gofmt import go_json, go_quote, humanize_bytes, render_table
 from petcd.cli.etcdctl.schema import go_shape, header_fields
 
-JsonDict = dict[str, Any]
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
+if TYPE_CHECKING:
+    from typing import Any, BinaryIO
+
+    JsonDict = dict[str, Any]
 FORMATS = ("simple", "fields", "json", "protobuf", "table")
 
 

@@ -10,7 +10,9 @@ A test checks the table against the protobuf descriptors.
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
+if TYPE_CHECKING:
+    from typing import Any
 
 # field kinds
 INT = "int"  # any integer width; proto3-JSON may give it as a string
