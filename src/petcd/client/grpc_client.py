@@ -73,12 +73,18 @@ class GrpcClient:
         self.token = token
         self._channels: dict[int, grpc.Channel] = {}
         self._current = 0
+        self._polled_at = 0.0  # when a connectivity watch last ended (see close)
 
     @property
     def current_endpoint(self) -> Endpoint:
         return self.endpoints[self._current]
 
     def close(self) -> None:
+        # grpc's connectivity-polling thread notices an ended watch within 0.2 s; closing the
+        # channel before that makes it raise in its thread, so let it finish first.
+        wait = self._polled_at + 0.25 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         for ch in self._channels.values():
             ch.close()
         self._channels.clear()
@@ -163,10 +169,14 @@ class GrpcClient:
                 if left <= 0:
                     break
                 ch = self._channel(index)
+                future = grpc.channel_ready_future(ch)
                 try:
-                    grpc.channel_ready_future(ch).result(timeout=left)
+                    future.result(timeout=left)
                 except grpc.FutureTimeoutError:
+                    future.cancel()
                     continue
+                finally:
+                    self._polled_at = time.monotonic()
                 self._current = index
                 return ch
         raise DeadlineExceeded()

@@ -429,7 +429,7 @@ class Printer:
             size, in_use = num(r, "dbSize"), num(r, "dbSizeInUse")
             member_id = num(r.get("header", {}), "member_id")
             down = r.get("downgradeInfo", {})
-            pct = int(100 - in_use * 100 / size) if size else 0
+            pct = 100 - in_use * 100 // size if size else 0
             rows.append(
                 [
                     ep,
