@@ -7,6 +7,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "cli"))
 
-from etcdctl_harness import etcd_server
+from etcdctl_harness import etcd_server  # type: ignore[import-not-found]
 
 __all__ = ["etcd_server"]
