@@ -24,7 +24,7 @@ import subprocess
 import time
 
 import pytest
-from etcdctl_harness import OURS, REF_ETCDCTL, Pair, Result, needs_etcd, run
+from etcdctl_harness import OURS, REF_ETCDCTL, EtcdServer, Pair, Result, needs_etcd, run
 
 pytestmark = needs_etcd
 
@@ -478,3 +478,32 @@ def test_watch_compacted(etcd_pair: Pair) -> None:
     r = etcd_pair.ref("watch", "--rev", "1", "foo")
     same(o, r)
     assert o.rc == 5
+
+
+def test_debug_prints_the_flags_as_env(etcd_pair: Pair) -> None:
+    ours, ref = etcd_pair.both("--debug", "get", "foo")
+    assert ours.out == ref.out
+    theirs = {line for line in ref.err.splitlines() if line.startswith(b"ETCDCTL_")}
+    mine = {line for line in ours.err.splitlines() if line.startswith(b"ETCDCTL_")}
+    ep_o, ep_r = etcd_pair.ours_server.endpoint.encode(), etcd_pair.ref_server.endpoint.encode()
+    theirs = {line.replace(ep_r, ep_o) for line in theirs}
+    assert theirs <= mine
+    # 3.6 adds these flags
+    assert {line.split(b"=")[0] for line in mine - theirs} <= {
+        b"ETCDCTL_AUTH_JWT_TOKEN",
+        b"ETCDCTL_MAX_RECV_BYTES",
+        b"ETCDCTL_MAX_REQUEST_BYTES",
+    }
+
+
+def test_cluster_flag(etcd_server: EtcdServer) -> None:
+    ep = ["--endpoints", etcd_server.endpoint]
+    ours = run(OURS, [*ep, "endpoint", "hashkv", "--cluster"])
+    ref = run([REF_ETCDCTL], [*ep, "endpoint", "hashkv", "--cluster"])
+    assert ours.rc == ref.rc == 0
+    assert ours.out.startswith(ref.out.rstrip(b"\n") + b", ")  # 3.6 appends the hash revision
+    assert ours.out.startswith(f"http://{etcd_server.endpoint}, ".encode())
+    ours = run(OURS, [*ep, "endpoint", "health", "--cluster", "-w", "json"])
+    ref = run([REF_ETCDCTL], [*ep, "endpoint", "health", "--cluster", "-w", "json"])
+    norm = re.compile(rb'"took":"[^"]+"')
+    assert norm.sub(b"", ours.out) == norm.sub(b"", ref.out)

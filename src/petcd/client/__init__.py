@@ -62,6 +62,13 @@ class Client:
         if self._grpc is not None:
             self._grpc.close()
 
+    def use_token(self, token: str) -> None:
+        """Authenticate with a token obtained elsewhere (etcdctl's ``--auth-jwt-token``)."""
+        self._token = token
+        self._gateway.token = token
+        if self._grpc is not None:
+            self._grpc.token = token
+
     def _ensure_token(self) -> str:
         if self._token is None:
             self._token = ""  # the Authenticate call itself goes without a token

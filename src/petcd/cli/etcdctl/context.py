@@ -84,14 +84,41 @@ class Context:
             max_recv_bytes=int(self.flags["max-recv-bytes"]),
         )
 
+    def debug_flags(self) -> None:
+        """``--debug``: the global flags as ETCDCTL_* assignments on stderr, as etcdctl prints them."""
+        from petcd.cli.etcdctl import GLOBAL_FLAGS
+        from petcd.cli.etcdctl.flags import BOOL, DURATION, STRINGS
+        from petcd.cli.etcdctl.gofmt import go_duration
+
+        for f in sorted(GLOBAL_FLAGS, key=lambda f: f.name):
+            value = self.flags[f.name]
+            if f.kind == BOOL:
+                text = "true" if value else "false"
+            elif f.kind == DURATION:
+                text = go_duration(round(value * 1e9))
+            elif f.kind == STRINGS:
+                text = "[" + " ".join(value) + "]"
+            else:
+                text = str(value)
+            self.err.write(f"ETCDCTL_{f.name.upper().replace('-', '_')}={text}\n".encode())
+        self.err.flush()
+
     @property
     def client(self) -> Client:
         if self._client is None:
+            if self.flags.get("debug"):
+                self.debug_flags()
+            if self.flags.get("discovery-srv"):
+                raise CtlError(
+                    EXIT_BAD_ARGS, "DNS discovery (--discovery-srv) is not supported by petcd's etcdctl"
+                )
             try:
                 transport = self.environ.get("PETCD_ETCDCTL_TRANSPORT", "auto")
                 self._client = Client(self.client_config(), transport)
             except ValueError as err:
                 raise CtlError(EXIT_BAD_ARGS, str(err)) from None
+            if self.flags.get("auth-jwt-token"):
+                self._client.use_token(str(self.flags["auth-jwt-token"]))
         return self._client
 
     def call(self, method: str, body: dict[str, Any] | None = None, fail: str = "%s") -> dict[str, Any]:
