@@ -224,6 +224,21 @@ def test_check_perf_short_run(etcd_server: EtcdServer) -> None:
     assert (bad.rc, bad.err) == (4, b"Error: unknown load option huge\n")
 
 
+def test_check_datascale_short_run(etcd_server: EtcdServer) -> None:
+    ep = ["--endpoints", etcd_server.endpoint]
+    r = run(OURS, [*ep, "check", "datascale", "--auto-compact"], env={"PETCD_CHECK_DATASCALE_LIMIT": "500"})
+    assert r.rc == 0, r.err
+    lines = r.out.decode().splitlines()
+    assert lines[0] == (
+        "Start data scale check for work load [500 key-value pairs, 1024 bytes per key-value, "
+        "50 concurrent clients]."
+    )
+    assert re.fullmatch(r"Compacting with revision \d+", lines[1])
+    assert re.fullmatch(r"PASS: Approximate system memory used : -?\d+\.\d\d MB\.", lines[-1])
+    count = run(OURS, [*ep, "get", "/etcdctl-check-datascale/", "--prefix", "--count-only", "-w", "fields"])
+    assert count.out.endswith(b'"Count" : 0\n')
+
+
 def test_make_mirror(etcd_pair: Pair) -> None:
     src, dst = etcd_pair.ours_server.endpoint, etcd_pair.ref_server.endpoint
     run(OURS, ["--endpoints", src, "put", "mirror/a", "1"])

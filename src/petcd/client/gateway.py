@@ -65,9 +65,11 @@ class GatewayClient:
     def _connect(self, only: Endpoint | None) -> tuple[socket.socket, Endpoint]:
         deadline = time.monotonic() + self.config.dial_timeout_s
         order = [only] if only is not None else self._rotation()
+        # an endpoint that swallows SYNs must not use up the whole dial timeout on its own
+        per_try = max(self.config.dial_timeout_s / len(order), 0.2)
         while True:
             for ep in order:
-                left = deadline - time.monotonic()
+                left = min(deadline - time.monotonic(), per_try)
                 if left <= 0:
                     break
                 try:

@@ -300,6 +300,32 @@ COMMANDS: dict[str, Command] = {
                     ),
                     Flag("auto-defrag", BOOL, False, "Defragment storage after test is finished."),
                 ),
+                _c(
+                    "datascale",
+                    "check:datascale",
+                    "Check the memory usage of holding data for different workloads "
+                    "on a given server endpoint.",
+                    Flag(
+                        "load",
+                        STRING,
+                        "s",
+                        "The datascale check's workload model. "
+                        "Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
+                    ),
+                    Flag(
+                        "prefix",
+                        STRING,
+                        "/etcdctl-check-datascale/",
+                        "The prefix for writing the datascale check's keys.",
+                    ),
+                    Flag(
+                        "auto-compact",
+                        BOOL,
+                        False,
+                        "Compact storage with last revision after test is finished.",
+                    ),
+                    Flag("auto-defrag", BOOL, False, "Defragment storage after test is finished."),
+                ),
             ],
         ),
         _c(
