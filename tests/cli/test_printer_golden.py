@@ -369,3 +369,14 @@ def test_unsupported_lease_formats(fmt: str) -> None:
     with pytest.raises(CtlError) as err:
         render(fmt, "grant", {"header": HDR, "ID": "1", "TTL": "1"})
     assert err.value.code == 4
+
+
+def test_downgrade() -> None:
+    resp = {"header": HDR, "version": "3.5"}
+    assert (
+        render("simple", "downgrade", "validate", resp)
+        == b"Downgrade validate success, cluster version 3.5\n"
+    )
+    assert render("simple", "downgrade", "cancel", resp) == b"Downgrade cancel success, cluster version 3.5\n"
+    assert render("json", "downgrade", "enable", resp) == f'{{{HDR_JSON},"version":"3.5"}}\n'.encode()
+    assert render("fields", "downgrade", "enable", resp).decode() == HDR_FIELDS + '"Version" : 3.5\n'

@@ -365,6 +365,19 @@ COMMANDS: dict[str, Command] = {
             ),
         ),
         _c("completion", "misc:completion", "Generate completion script"),
+        _group(
+            "downgrade",
+            "Downgrade related commands",
+            [
+                _c(
+                    "validate",
+                    "cluster:downgrade_validate",
+                    "Validate downgrade capability before starting downgrade",
+                ),
+                _c("enable", "cluster:downgrade_enable", "Start a downgrade action to cluster"),
+                _c("cancel", "cluster:downgrade_cancel", "Cancel the ongoing downgrade action to cluster"),
+            ],
+        ),
     ]
 }
 

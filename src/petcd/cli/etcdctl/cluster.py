@@ -329,3 +329,37 @@ def move_leader(ctx: Context) -> int:
             printer.move_leader(leader, target, resp)
             return 0
     raise CtlError(EXIT_BAD_ARGS, f"no leader endpoint given at [{' '.join(eps)}]")
+
+
+# ---- downgrade (etcd 3.6) ----------------------------------------------------------------------
+
+_DOWNGRADE_ACTIONS = {"validate": 0, "enable": 1, "cancel": 2}
+
+
+def _downgrade(ctx: Context, action: str) -> int:
+    body: JsonDict = {"action": _DOWNGRADE_ACTIONS[action]}
+    if action != "cancel":
+        if not ctx.args:
+            raise CtlError(EXIT_BAD_ARGS, "TARGET_VERSION not provided")
+        if len(ctx.args) > 1:
+            raise CtlError(EXIT_BAD_ARGS, "too many arguments")
+        if not ctx.args[0]:
+            raise CtlError(EXIT_BAD_ARGS, "target version not provided")
+        body["version"] = ctx.args[0]
+    elif ctx.args:
+        raise CtlError(EXIT_BAD_ARGS, "too many arguments")
+    printer = ctx.printer
+    printer.downgrade(action, ctx.call("Downgrade", body))
+    return 0
+
+
+def downgrade_validate(ctx: Context) -> int:
+    return _downgrade(ctx, "validate")
+
+
+def downgrade_enable(ctx: Context) -> int:
+    return _downgrade(ctx, "enable")
+
+
+def downgrade_cancel(ctx: Context) -> int:
+    return _downgrade(ctx, "cancel")

@@ -487,6 +487,15 @@ class Printer:
         for a in alarms:
             self.line(f"memberID:{num(a, 'memberID')} alarm:{a.get('alarm', 'NONE')} ")
 
+    def downgrade(self, action: str, resp: JsonDict) -> None:
+        if self._rpc("DowngradeResponse", resp):
+            return
+        if self.fmt == "fields":
+            self._fields_hdr(resp)
+            self.line(f'"Version" : {resp.get("version", "")}')
+            return
+        self.line(f"Downgrade {action} success, cluster version {resp.get('version', '')}")
+
     def move_leader(self, leader: int, target: int, resp: JsonDict) -> None:
         if self.fmt in ("json", "protobuf"):
             self._rpc("MoveLeaderResponse", resp)

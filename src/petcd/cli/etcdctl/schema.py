@@ -102,6 +102,7 @@ MESSAGES: dict[str, list[tuple[str, str, bool]]] = {
     "AlarmMember": [("memberID", INT, False), ("alarm", "enum:AlarmType", False)],
     "AlarmResponse": [("header", H, False), ("alarms", "AlarmMember", True)],
     "LeaseRevokeResponse": [("header", H, False)],
+    "DowngradeResponse": [("header", H, False), ("version", STR, False)],
     "DefragmentResponse": [("header", H, False)],
     "MoveLeaderResponse": [("header", H, False)],
 }
