@@ -168,3 +168,28 @@ def test_http_response_parsing() -> None:
     chunked = b'HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n3\r\n{"a\r\n4\r\n":1}\r\n0\r\n\r\n'
     assert _parse_response(chunked) == (503, b'{"a":1}')
     assert _dechunk(b"0\r\n\r\n") == b""
+
+
+def test_auto_falls_back_to_grpc_without_a_gateway() -> None:
+    """A gRPC-only server (no JSON gateway on the port): unary calls go over gRPC instead."""
+    from concurrent import futures
+
+    import grpc
+
+    from petcd.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+    class KV(rpc_pb2_grpc.KVServicer):
+        def Range(self, request: rpc_pb2.RangeRequest, context: object) -> rpc_pb2.RangeResponse:  # noqa: N802
+            return rpc_pb2.RangeResponse(header=rpc_pb2.ResponseHeader(revision=42), count=7)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    rpc_pb2_grpc.add_KVServicer_to_server(KV(), server)  # type: ignore[abstract]
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        client = Client(ClientConfig([f"127.0.0.1:{port}"]))
+        assert client.call("Range", {"key": b64(b"k")}) == {"header": {"revision": "42"}, "count": "7"}
+        assert client.transport == "grpc"
+        client.close()
+    finally:
+        server.stop(0)

@@ -120,8 +120,13 @@ class GatewayClient:
             raw = _read_all(sock)
         except TimeoutError:
             raise DeadlineExceeded() from None
+        except ConnectionResetError:
+            # a gRPC-only port resets an HTTP/1.1 request: no gateway there, nothing was applied
+            raise GatewayUnsupported(path) from None
         except OSError as err:
             raise ClientError(f"rpc error: {err}", 14) from None
+        if not raw.startswith(b"HTTP/1."):
+            raise GatewayUnsupported(path)  # an HTTP/2-only (gRPC) listener, or nothing at all
         return _parse_response(raw)
 
 
