@@ -137,10 +137,9 @@ class TooManyLearners(ServerError):
     message = "etcdserver: too many learner members in cluster"
 
 
-class MemberIdRemoved(ServerError):
-    """etcd's membership.ErrIDRemoved (a removed ID never comes back); FailedPrecondition."""
-
-    message = "membership: ID removed"
+class MemberIdRemoved(MemberNotFound):
+    """etcd's membership.ErrIDRemoved (a removed ID never comes back); the client sees "member not
+    found" (NotFound), as etcd's v3rpc maps it."""
 
 
 class UnknownMethod(ServerError):
