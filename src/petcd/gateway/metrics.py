@@ -1,0 +1,117 @@
+"""etcd's Prometheus metrics for the main series, as a registry the runtime updates.
+
+Names, types, help texts and buckets follow etcd (etcdserver/metrics.go, wal/metrics.go,
+mvcc/backend/metrics.go, mvcc/metrics.go, rafthttp/metrics.go, etcdhttp/metrics.go), so dashboards and
+alerts written for etcd read petcd. Each `EtcdMetrics` owns its own CollectorRegistry (several members
+may run in one test process); `/metrics` renders it. The runtime sets gauges and observes histograms;
+nothing here reads server state.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import prometheus_client
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+# etcd exposes no *_created series
+prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
+
+CONTENT_TYPE = prometheus_client.CONTENT_TYPE_LATEST
+
+
+def _exponential(start: float, factor: float, count: int) -> list[float]:
+    return [start * factor**i for i in range(count)]
+
+
+class PlainCounter(Collector):
+    """A counter whose series has no `_total` suffix (etcd's health counters are named so; the
+    client library's Counter always appends it)."""
+
+    def __init__(self, name: str, documentation: str, registry: CollectorRegistry) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.value = 0.0
+        self._lock = threading.Lock()
+        registry.register(self)
+
+    def inc(self, amount: float = 1.0) -> None:
+        with self._lock:
+            self.value += amount
+
+    def collect(self) -> Iterator[Metric]:
+        metric = Metric(self.name, self.documentation, "counter")
+        metric.add_sample(self.name, {}, self.value)
+        yield metric
+
+
+class EtcdMetrics:
+    """The series named in issue 5, plus /health's success and failure counters."""
+
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry(auto_describe=True)
+        self.has_leader = Gauge(
+            "etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", registry=r
+        )
+        self.leader_changes = Counter(
+            "etcd_server_leader_changes_seen_total", "The number of leader changes seen.", registry=r
+        )
+        self.proposals_committed = Gauge(
+            "etcd_server_proposals_committed_total",
+            "The total number of consensus proposals committed.",
+            registry=r,
+        )
+        self.proposals_applied = Gauge(
+            "etcd_server_proposals_applied_total",
+            "The total number of consensus proposals applied.",
+            registry=r,
+        )
+        self.proposals_pending = Gauge(
+            "etcd_server_proposals_pending", "The current number of pending proposals to commit.", registry=r
+        )
+        self.proposals_failed = Counter(
+            "etcd_server_proposals_failed_total", "The total number of failed proposals seen.", registry=r
+        )
+        self.wal_fsync_duration = Histogram(
+            "etcd_disk_wal_fsync_duration_seconds",
+            "The latency distributions of fsync called by WAL.",
+            buckets=_exponential(0.001, 2, 14),
+            registry=r,
+        )
+        self.backend_commit_duration = Histogram(
+            "etcd_disk_backend_commit_duration_seconds",
+            "The latency distributions of commit called by backend.",
+            buckets=_exponential(0.001, 2, 14),
+            registry=r,
+        )
+        self.db_total_size = Gauge(
+            "etcd_mvcc_db_total_size_in_bytes",
+            "Total size of the underlying database physically allocated in bytes.",
+            registry=r,
+        )
+        self.peer_round_trip_time = Histogram(
+            "etcd_network_peer_round_trip_time_seconds",
+            "Round-Trip-Time histogram between peers",
+            ["To"],
+            buckets=_exponential(0.0001, 2, 14),
+            registry=r,
+        )
+        self.health_success = PlainCounter(
+            "etcd_server_health_success", "The total number of successful health checks", r
+        )
+        self.health_failures = PlainCounter(
+            "etcd_server_health_failures", "The total number of failed health checks", r
+        )
+
+    def render(self) -> bytes:
+        text = prometheus_client.generate_latest(self.registry)
+        # the text format names a counter's HELP/TYPE lines "<name>_total"; etcd's health counters
+        # have no suffix, so their header lines are renamed back to the sample name
+        for plain in (self.health_success, self.health_failures):
+            for kind in (b"HELP", b"TYPE"):
+                old = b"# %s %s_total " % (kind, plain.name.encode())
+                text = text.replace(old, b"# %s %s " % (kind, plain.name.encode()))
+        return text
