@@ -235,10 +235,12 @@ def test_restart_recovery_applies_nothing_twice() -> None:
     c.run(3)
     revs = {i: n.kv.current_rev for i, n in c.nodes.items()}
     hashes = {n.hash_kv().hash for n in c.nodes.values()}
+    assert all(log.snapshot is not None for log in c.logs.values())
     for i in list(c.nodes):
         c.restart(i)
     for i, n in c.nodes.items():
         assert n.kv.current_rev == revs[i]
+        assert len(n.members.members) == 3
     c.elect()
     c.run(5)
     for i, n in c.nodes.items():
@@ -307,3 +309,20 @@ def test_auto_compaction_periodic_mode() -> None:
         put(c, b"k", b"%d" % i)
     c.run(150)
     assert leader.kv.compact_rev == 6
+
+
+def test_leases_survive_restart_and_still_expire() -> None:
+    c = Cluster()
+    c.elect()
+    g = c.ok(c.leader().lease_grant(rpc.LeaseGrantRequest(TTL=5)))
+    assert isinstance(g, rpc.LeaseGrantResponse)
+    c.ok(c.leader().put(rpc.PutRequest(key=b"eph", value=b"x", lease=g.ID)))
+    for i in list(c.nodes):
+        c.restart(i)
+    for n in c.nodes.values():
+        assert n.lessor.get_lease(b"eph") == g.ID
+    c.elect()
+    c.run(100)
+    for n in c.nodes.values():
+        assert n.range(rpc.RangeRequest(key=b"eph")).count == 0
+        assert g.ID not in n.lessor

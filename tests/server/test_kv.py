@@ -7,6 +7,7 @@ from server_harness import Cluster
 
 from petcd.errors import Compacted
 from petcd.pb.etcdserverpb import rpc_pb2 as rpc
+from petcd.server.errors import Stopped, Timeout
 from petcd.server.responses import ReadIndexResult
 
 
@@ -119,3 +120,64 @@ def test_one_save_per_ready_and_batched_proposals() -> None:
     c.settle()
     assert all(isinstance(c.sink.results[r], rpc.PutResponse) for r in rids)
     assert {c.sink.results[r].header.revision for r in rids} == set(range(2, 52))  # type: ignore[attr-defined]
+
+
+def test_one_backend_write_txn_for_a_batch_of_committed_entries() -> None:
+    c = Cluster(("n1",))
+    leader = c.elect()
+    backend = c.backends[leader.member_id]
+    calls = 0
+    real = backend.write_txn
+
+    def counting():  # type: ignore[no-untyped-def]
+        nonlocal calls
+        calls += 1
+        return real()
+
+    backend.write_txn = counting  # type: ignore[method-assign]
+    rids = [leader.put(rpc.PutRequest(key=b"k%d" % i, value=b"v")) for i in range(100)]
+    c.settle()
+    assert all(r in c.sink.results for r in rids)
+    assert calls == 1
+    with backend.read_txn() as txn:
+        from petcd.backend import read_consistent_index
+
+        assert read_consistent_index(txn)[0] == leader.applied_index
+
+
+def test_physical_compaction_finishes_between_applies() -> None:
+    c = Cluster(("n1",))
+    leader = c.elect()
+    for i in range(10):
+        c.ok(leader.put(rpc.PutRequest(key=b"k", value=b"%d" % i)))
+    c.ok(leader.compact(rpc.CompactionRequest(revision=8)))
+    c.run(2)
+    assert not leader.kv.compaction_pending()
+    assert leader.kv.compact_rev == 8
+
+
+def test_requests_time_out_without_a_quorum_and_stop_fails_the_rest() -> None:
+    c = Cluster(request_timeout_s=2.0)
+    leader = c.elect()
+    for other in [i for i in c.nodes if i != leader.member_id]:
+        c.net.cut.add(other)
+    rid = leader.put(rpc.PutRequest(key=b"k", value=b"v"))
+    c.run(15)
+    assert rid not in c.sink.results
+    c.run(10)
+    assert isinstance(c.sink.results.pop(rid), Timeout)
+    pending = leader.read_index()
+    leader.stop()
+    assert isinstance(c.sink.results.pop(pending), Stopped)
+    with pytest.raises(Stopped):
+        leader.put(rpc.PutRequest(key=b"k", value=b"v"))
+
+
+def test_proposals_wait_for_a_leader() -> None:
+    c = Cluster()
+    node = next(iter(c.nodes.values()))
+    rid = node.put(rpc.PutRequest(key=b"early", value=b"v"))
+    c.elect()
+    resp = c.ok(rid)
+    assert isinstance(resp, rpc.PutResponse)
+    assert resp.header.revision == 2

@@ -305,6 +305,9 @@ class Node:
         self._last_compactor_s = clock.now_s()
         self._last_auto_compact_rev = 0
 
+        # A scheduled compaction still removing old revisions (in batches, between applies).
+        self._compacting = self.kv.compaction_pending()
+
         self._raft_storage = MemoryStorage()
         self._start_raft()
 
@@ -437,6 +440,8 @@ class Node:
         now = self.clock.now_s()
         self._expire_requests(now)
         self._retry_reads(now)
+        if self._compacting:
+            self._compact_batch()
         if self.lead != NONE:
             self._maybe_publish(now)
         if self.is_leader:
@@ -771,8 +776,8 @@ class Node:
         self.raw.advance(rd)
         self._release_reads()
         self._maybe_snapshot()
-        if self.kv.compaction_pending():
-            self.kv.compact_batch()
+        if self._compacting:
+            self._compact_batch()
 
     def _on_soft_state(self, lead: int, state: StateType) -> None:
         was_leader = self.is_leader
@@ -881,6 +886,7 @@ class Node:
         self.backend.restore(db)
         self.backend.sync()
         self.kv.reload()
+        self._compacting = self.kv.compaction_pending()
         self.lessor.recover(BackendLeaseBucket(self.backend, self._apply_txn))
         self._reattach_leases()
         self.watchable.restore()
@@ -896,6 +902,21 @@ class Node:
         self.conf_state = md.conf_state
         self._notify_members()
         self.log.info("applied incoming snapshot", extra={"fields": {"snapshot-index": md.index}})
+
+    def _compact_batch(self) -> None:
+        # Physical removal of compacted revisions: its own write transaction, one batch at a time.
+        if self.kv.compact_batch():
+            self._compacting = False
+
+    def stop(self) -> None:
+        """Stop: every request still waiting gets `Stopped`; nothing else happens afterwards."""
+        self.stopped = True
+        waiting, self._waits = self._waits, {}
+        self._deadlines.clear()
+        self._reads_waiting, self._reads_inflight, self._reads_ready = [], {}, []
+        self._transfer = None
+        for rid in waiting:
+            self.sink.resolve(rid, Stopped())
 
     def _maybe_snapshot(self) -> None:
         if self.applied_index - self.snapshot_index <= self.config.snapshot_count:
@@ -976,6 +997,7 @@ class Node:
             return range_response(w.range(req.range), self.header(w.rev))
         if req.HasField("compaction"):
             c = w.compact(req.compaction.revision)
+            self._compacting = True
             return rpc.CompactionResponse(header=self.header(c.revision))
         if req.HasField("lease_grant"):
             lease = self.lessor.grant(req.lease_grant.ID, req.lease_grant.TTL)
