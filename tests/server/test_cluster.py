@@ -197,6 +197,9 @@ def test_move_leader() -> None:
     assert c.leader().member_id == target
     with pytest.raises(BadLeaderTransferee):
         c.leader().move_leader(999)
+    rid = c.leader().move_leader(target)
+    assert rid not in c.sink.results  # never resolved inside the call
+    assert isinstance(c.ok(rid), rpc.MoveLeaderResponse)
 
 
 def test_lagging_follower_gets_the_db_snapshot() -> None:
@@ -326,3 +329,18 @@ def test_leases_survive_restart_and_still_expire() -> None:
     for n in c.nodes.values():
         assert n.range(rpc.RangeRequest(key=b"eph")).count == 0
         assert g.ID not in n.lessor
+
+
+def test_publish_after_every_start_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    c = Cluster(("n1",))
+    c.elect()
+    c.run(5)
+    mid = c.ids["n1"]
+    caplog.clear()
+    with caplog.at_level("INFO", logger="petcd.server"):
+        c.restart(mid)
+        c.elect()
+        c.run(5)
+    msgs = [r.getMessage() for r in caplog.records]
+    assert msgs.count("published local member to cluster through raft") == 1
+    assert "restarting local member" in msgs

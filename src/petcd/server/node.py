@@ -24,8 +24,9 @@ anything to do.
 
 The API the runtime's facade calls (all on the owner thread)
 -----------------------------------------------------------
-Requests through raft (result later, via `sink.resolve(request_id, response | EtcdError)`; each
-returns the request ID, or raises an EtcdError at once when the request is refused before raft):
+Requests through raft (result later, via `sink.resolve(request_id, response | EtcdError)`, never
+inside the call itself, so the caller may register the ID after the call returns; each returns the
+request ID, or raises an EtcdError at once when the request is refused before raft):
     propose(req: InternalRaftRequest) -> int       generic: put, delete_range, txn, compaction,
                                                    lease_grant (ID 0 -> generated), lease_revoke,
                                                    alarm, ...; header.ID 0 -> generated.
@@ -292,6 +293,9 @@ class Node:
         self._read_ctx = itertools.count(1)
         # MoveLeader in progress: (request id, target, deadline).
         self._transfer: tuple[int, int, float] | None = None
+        # Results known when the request was made, resolved at the next process_ready (never
+        # inside the call that hands out the request ID).
+        self._immediate: list[tuple[int, object]] = []
         # Incoming snapshot dbs by (term, index), until raft hands the snapshot out in a Ready.
         self._pending_db: dict[tuple[int, int], Iterable[bytes]] = {}
 
@@ -504,9 +508,11 @@ class Node:
             self._internal[rid] = internal
         return rid
 
-    def propose(self, req: ri.InternalRaftRequest) -> int:
+    def propose(self, req: ri.InternalRaftRequest | bytes) -> int:
         """Propose a request through raft; its result goes to the ResultSink (see module doc)."""
         self._check_running()
+        if isinstance(req, bytes):
+            req = ri.InternalRaftRequest.FromString(req)
         if req.HasField("put"):
             self._check_quota(put_cost(req.put))
         elif req.HasField("txn"):
@@ -729,7 +735,7 @@ class Node:
         rid = self._ids.next()
         self._track(rid)
         if target == self.member_id:
-            self._resolve(rid, rpc.MoveLeaderResponse(header=self.header()))
+            self._immediate.append((rid, rpc.MoveLeaderResponse(header=self.header())))
             return rid
         self._transfer = (rid, target, self._waits[rid])
         self.raw.transfer_leader(target)
@@ -741,10 +747,14 @@ class Node:
         """Handle one raft Ready (see the module docstring); False when there was none."""
         if self.stopped:
             return False
+        immediate = bool(self._immediate)
+        for rid, result in self._immediate:
+            self._resolve(rid, result)
+        self._immediate = []
         self._flush_proposals()
         self._flush_reads()
         if not self.raw.has_ready():
-            return False
+            return immediate
         rd = self.raw.ready()
         try:
             self._handle_ready(rd)
@@ -915,6 +925,7 @@ class Node:
         self._deadlines.clear()
         self._reads_waiting, self._reads_inflight, self._reads_ready = [], {}, []
         self._transfer = None
+        self._immediate = []
         for rid in waiting:
             self.sink.resolve(rid, Stopped())
 
@@ -1022,7 +1033,7 @@ class Node:
             ok = self.members.set_attrs(
                 txn, a.member_ID, a.member_attributes.name, a.member_attributes.client_urls
             )
-            if ok and a.member_ID == self.member_id and not self._published:
+            if ok and w is not None and a.member_ID == self.member_id and not self._published:
                 self._published = True
                 self.log.info(
                     "published local member to cluster through raft",
@@ -1182,16 +1193,12 @@ class Node:
         self._enqueue(req, internal="checkpoint")
 
     def _maybe_publish(self, now: float) -> None:
-        me = self.members.get(self.member_id)
-        if me is None:
-            return
-        if me.name == self.config.name and me.client_urls == tuple(self.config.client_urls):
-            self._published = True
+        # Once per start, as etcd does (even when the attributes are already known), until applied.
+        if self._published or self.members.get(self.member_id) is None:
             return
         if now - self._last_publish_s < PUBLISH_RETRY_S:
             return
         self._last_publish_s = now
-        self._published = False
         attrs = mpb.Attributes(name=self.config.name, client_urls=list(self.config.client_urls))
         self._enqueue(
             ri.InternalRaftRequest(
