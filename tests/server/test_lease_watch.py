@@ -97,6 +97,23 @@ def test_watch_from_a_past_revision_catches_up(cluster: Cluster) -> None:
         cluster.ok(leader.put(rpc.PutRequest(key=b"x", value=b"%d" % i)))
     stream = leader.watchable.new_watch_stream()
     stream.watch(b"x", start_rev=2)
-    leader.watchable.sync_watchers()
+    cluster.run(1)  # the node's tick catches unsynced watchers up
     revs = [ev.kv.mod_revision for r in stream.drain() for ev in r.events]
     assert revs == [2, 3, 4]
+
+
+def test_slow_watcher_is_parked_and_catches_up(cluster: Cluster) -> None:
+    leader = cluster.leader()
+    stream = leader.watchable.new_watch_stream()
+    stream.capacity = 2
+    stream.watch(b"s", b"t")
+    for i in range(6):
+        cluster.ok(leader.put(rpc.PutRequest(key=b"s%d" % i, value=b"v")))
+    got = [ev.kv.key for r in stream.drain() for ev in r.events]
+    cluster.run(1)
+    got += [ev.kv.key for r in stream.drain() for ev in r.events]
+    cluster.run(1)
+    got += [ev.kv.key for r in stream.drain() for ev in r.events]
+    cluster.run(1)
+    got += [ev.kv.key for r in stream.drain() for ev in r.events]
+    assert got == [b"s%d" % i for i in range(6)]

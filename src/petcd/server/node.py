@@ -43,6 +43,7 @@ Requests answered at once (local state; call on the owner thread):
     lease_renew(id) -> LeaseKeepAliveResponse      lease_time_to_live(req) / lease_leases()
         (leader only: NotLeader(leader=...) elsewhere, for the runtime to forward)
     defragment()                                   snapshot_stream() -> Iterator[bytes]
+    sync_watchers()                                (also run by tick) watch catch-up and victims
     header() -> ResponseHeader                     watchable: the WatchableStore (watch streams)
 State for the runtime: member_id, cluster_id, leader_id, is_leader, term, applied_index,
 committed_index, members (MemberStore), removed (this member was removed: stop), stopped.
@@ -79,7 +80,7 @@ from petcd.ids import RequestIdGenerator, id_str, member_id
 from petcd.lease import BackendLeaseBucket, LeaseCheckpoint, LeaseIdGenerator, Lessor, LessorConfig
 from petcd.lease.lessor import TICK_INTERVAL_S, TxnDelete, min_lease_ttl_s
 from petcd.mvcc.kvstore import KVStore, StoreWrite, put_cost, txn_cost
-from petcd.mvcc.watchable_store import WatchableStore
+from petcd.mvcc.watchable_store import PROGRESS_NOTIFY_INTERVAL_S, WatchableStore
 from petcd.pb.etcdserverpb import raft_internal_pb2 as ri
 from petcd.pb.etcdserverpb import rpc_pb2 as rpc
 from petcd.pb.membershippb import membership_pb2 as mpb
@@ -305,6 +306,7 @@ class Node:
         self._last_publish_s = -1e18
         self._last_version_s = -1e18
         self._last_lessor_tick_s = clock.now_s()
+        self._last_progress_s = clock.now_s()
         self._compactor_samples: deque[tuple[float, int]] = deque()
         self._last_compactor_s = clock.now_s()
         self._last_auto_compact_rev = 0
@@ -446,6 +448,7 @@ class Node:
         self._retry_reads(now)
         if self._compacting:
             self._compact_batch()
+        self.sync_watchers(now)
         if self.lead != NONE:
             self._maybe_publish(now)
         if self.is_leader:
@@ -454,6 +457,20 @@ class Node:
                 self._revoke_expired_leases(now)
             self._maybe_update_cluster_version(now)
             self._auto_compact(now)
+
+    def sync_watchers(self, now: float | None = None) -> None:
+        """The watchable store's duties: catch up unsynced watchers, retry parked (victim) ones,
+        progress notifications. Called by tick(); the runtime may call it more often (etcd: victims
+        every 10 ms) when `watchable.has_victims`."""
+        ws = self.watchable
+        if ws.has_victims:
+            ws.sync_victims()
+        if ws.has_unsynced:
+            ws.sync_watchers()
+        now = self.clock.now_s() if now is None else now
+        if now - self._last_progress_s >= PROGRESS_NOTIFY_INTERVAL_S:
+            self._last_progress_s = now
+            ws.progress_tick()
 
     def campaign(self) -> None:
         self.raw.campaign()
