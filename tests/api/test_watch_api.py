@@ -238,3 +238,29 @@ def test_fragment_flag_on_the_wire(served: Served) -> None:
         s.close()
     finally:
         ch.close()
+
+
+def test_watch_requiring_a_leader_ends_after_leaderless_election_timeouts(served: Served) -> None:
+    fast = type(served.core.options)(election_timeout_s=0.05)
+    served.call(lambda: setattr(served.core, "options", fast))
+    ch = grpc.insecure_channel(served.target)
+    try:
+        stub = rpc.WatchStub(ch)
+        md = (("hasleader", "true"),)
+        reqs: queue.Queue[pb.WatchRequest | None] = queue.Queue()
+        reqs.put(pb.WatchRequest(create_request=pb.WatchCreateRequest(key=b"a")))
+        call = stub.Watch(iter(reqs.get, None), metadata=md)
+        assert next(call).created
+        served.call(lambda: setattr(served.facade, "leader", 0))
+        with pytest.raises(grpc.RpcError) as info:
+            next(call)
+        err: Any = info.value
+        assert (err.code(), err.details()) == (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader")
+        # and a new one is refused at once
+        with pytest.raises(grpc.RpcError) as info:
+            next(stub.Watch(iter([pb.WatchRequest()]), metadata=md))
+        err = info.value
+        assert err.details() == "etcdserver: no leader"
+        reqs.put(None)
+    finally:
+        ch.close()

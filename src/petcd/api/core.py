@@ -35,6 +35,11 @@ Handler = Callable[[Any], Awaitable[Any]]
 
 REQUIRE_LEADER_KEY = "hasleader"  # rpctypes.MetadataRequireLeaderKey
 HAS_LEADER = "true"
+MAX_NO_LEADER_COUNT = 3
+
+
+def requires_leader(metadata: Iterable[tuple[str, Any]]) -> bool:
+    return any(k == REQUIRE_LEADER_KEY and v == HAS_LEADER for k, v in metadata)
 
 
 @dataclass(frozen=True)
@@ -43,6 +48,9 @@ class ApiOptions:
 
     max_txn_ops: int = validate.DEFAULT_MAX_TXN_OPS
     max_request_bytes: int = 1536 * 1024  # --max-request-bytes: watch fragments stay below it
+    # --election-timeout: a watch stream that asked for a leader ("hasleader") is ended with "no leader"
+    # after MAX_NO_LEADER_COUNT checks this far apart find none (etcd's monitorLeader)
+    election_timeout_s: float = 1.0
 
 
 class ApiCore:
@@ -88,9 +96,8 @@ class ApiCore:
         """etcd's unary/stream interceptor checks; raises EtcdError."""
         if self.facade.is_learner() and not _learner_may(method, req):
             raise EtcdError(e.NOT_SUPPORTED_FOR_LEARNER)
-        for key, value in metadata:
-            if key == REQUIRE_LEADER_KEY and value == HAS_LEADER and self.facade.leader_id() == 0:
-                raise EtcdError(e.NO_LEADER)
+        if requires_leader(metadata) and self.facade.leader_id() == 0:
+            raise EtcdError(e.NO_LEADER)
 
     # -- KV ------------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from petcd.api import errors as e
-from petcd.api.core import ApiCore, ApiOptions
+from petcd.api.core import ApiCore, ApiOptions, requires_leader
 from petcd.api.health import HealthService
 from petcd.api.watch import watch_stream
 from petcd.errors import EtcdError
@@ -73,8 +73,10 @@ class StreamHandlers:
         self.core = core
         self.facade = core.facade
 
-    def watch(self, requests: AsyncIterator[pb.WatchRequest]) -> AsyncIterator[pb.WatchResponse]:
-        return watch_stream(self.core, requests)
+    def watch(
+        self, requests: AsyncIterator[pb.WatchRequest], require_leader: bool = False
+    ) -> AsyncIterator[pb.WatchResponse]:
+        return watch_stream(self.core, requests, require_leader)
 
     async def lease_keep_alive(
         self, requests: AsyncIterator[pb.LeaseKeepAliveRequest]
@@ -129,15 +131,18 @@ def _unary_handler(core: ApiCore, path: str, impl: Callable[[Any], Any]) -> Call
     return handle
 
 
-def _stream_handler(
-    core: ApiCore, path: str, impl: Callable[[Any], AsyncIterator[Any]]
-) -> Callable[..., Any]:
+WATCH = "/etcdserverpb.Watch/Watch"
+
+
+def _stream_handler(core: ApiCore, path: str, impl: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
     async def handle(request: Any, context: Any) -> AsyncIterator[Any]:
         try:
-            core.guard(path, None, _metadata(context))
+            metadata = _metadata(context)
+            core.guard(path, None, metadata)
             if core.facade.is_learner():
                 raise EtcdError(e.NOT_SUPPORTED_FOR_LEARNER)  # etcd refuses every stream on a learner
-            async for resp in impl(request):
+            source = impl(request, True) if requires_leader(metadata) and path == WATCH else impl(request)
+            async for resp in source:
                 yield resp
         except EtcdError as err:
             await _abort(context, err)
@@ -163,7 +168,7 @@ def _unimplemented(method: MethodDescriptor) -> Callable[..., Any]:
 
 def service_handlers(core: ApiCore) -> list[grpc.GenericRpcHandler]:
     streams = StreamHandlers(core)
-    stream_impls: dict[str, Callable[[Any], AsyncIterator[Any]]] = {
+    stream_impls: dict[str, Callable[..., AsyncIterator[Any]]] = {
         "/etcdserverpb.Watch/Watch": streams.watch,
         "/etcdserverpb.Lease/LeaseKeepAlive": streams.lease_keep_alive,
         "/etcdserverpb.Maintenance/Snapshot": streams.snapshot,

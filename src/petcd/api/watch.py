@@ -15,7 +15,9 @@ One client stream gets one facade `WatchStreamHandle` and two tasks beside the h
 
 The handler's generator is etcd's send loop: it sends control responses as they come, holds back
 event responses for a watch ID whose "created" response has not gone out yet (then flushes them right
-after it), and splits responses of watchers created with `fragment=True` into parts below
+after it), ends the stream with "etcdserver: no leader" when the client asked for a leader (`hasleader`
+metadata) and none was seen for MAX_NO_LEADER_COUNT election timeouts (etcd's monitorLeader), and splits
+responses of watchers created with `fragment=True` into parts below
 max_request_bytes (each part but the last has fragment=True; a part holds at least one event).
 """
 
@@ -25,7 +27,8 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from petcd.api.core import ApiCore
+from petcd.api import errors as api_errors
+from petcd.api.core import MAX_NO_LEADER_COUNT, ApiCore
 from petcd.errors import EtcdError
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.server.facade import WatchStreamHandle
@@ -33,7 +36,8 @@ from petcd.server.facade import WatchStreamHandle
 INVALID_WATCH_ID = -1
 OUT_QUEUE_LEN = 128  # responses between the member's queue and the gRPC stream
 
-_Item = tuple[bool, pb.WatchResponse] | None  # (is_control, response); None ends the stream
+# (is_control, response); None ends the stream; an EtcdError ends it with that error
+_Item = tuple[bool, pb.WatchResponse] | EtcdError | None
 
 
 def fragments(resp: pb.WatchResponse, max_bytes: int) -> Iterator[pb.WatchResponse]:
@@ -62,8 +66,11 @@ def fragments(resp: pb.WatchResponse, max_bytes: int) -> Iterator[pb.WatchRespon
 class WatchSession:
     """The state of one client watch stream."""
 
-    def __init__(self, core: ApiCore, requests: AsyncIterator[pb.WatchRequest]) -> None:
+    def __init__(
+        self, core: ApiCore, requests: AsyncIterator[pb.WatchRequest], require_leader: bool = False
+    ) -> None:
         self.core = core
+        self.require_leader = require_leader
         self.facade = core.facade
         self.requests = requests
         self.handle: WatchStreamHandle = self.facade.open_watch_stream()
@@ -125,10 +132,22 @@ class WatchSession:
         finally:
             self.out.put_nowait(None)
 
+    async def _monitor_leader(self) -> None:
+        leaderless = 0
+        while True:
+            await asyncio.sleep(self.core.options.election_timeout_s)
+            leaderless = leaderless + 1 if self.facade.leader_id() == 0 else 0
+            if leaderless >= MAX_NO_LEADER_COUNT:
+                self.out.put_nowait(EtcdError(api_errors.NO_LEADER))
+                return
+
     async def run(self) -> AsyncIterator[pb.WatchResponse]:
         max_bytes = self.core.options.max_request_bytes
         recv = asyncio.create_task(self._recv_loop())
         pump = asyncio.create_task(self._pump())
+        tasks = [recv, pump]
+        if self.require_leader:
+            tasks.append(asyncio.create_task(self._monitor_leader()))
         announced: set[int] = set()
         pending: dict[int, list[pb.WatchResponse]] = {}
         try:
@@ -136,6 +155,8 @@ class WatchSession:
                 item = await self.out.get()
                 if item is None:
                     break
+                if isinstance(item, EtcdError):
+                    raise item
                 is_control, resp = item
                 wid = resp.watch_id
                 if is_control:
@@ -155,9 +176,9 @@ class WatchSession:
                 for part in self._parts(resp, max_bytes):
                     yield part
         finally:
-            recv.cancel()
-            pump.cancel()
-            await asyncio.gather(recv, pump, return_exceptions=True)
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.handle.close()
 
     def _parts(self, resp: pb.WatchResponse, max_bytes: int) -> Iterator[pb.WatchResponse]:
@@ -166,5 +187,7 @@ class WatchSession:
         return iter((resp,))
 
 
-def watch_stream(core: ApiCore, requests: AsyncIterator[Any]) -> AsyncIterator[pb.WatchResponse]:
-    return WatchSession(core, requests).run()
+def watch_stream(
+    core: ApiCore, requests: AsyncIterator[Any], require_leader: bool = False
+) -> AsyncIterator[pb.WatchResponse]:
+    return WatchSession(core, requests, require_leader).run()
