@@ -199,7 +199,9 @@ def test_the_checker_catches_a_violation(tmp_path: Path) -> None:
         "line 2: mvcc may not import petcd.pb.etcdserverpb.rpc_pb2"
     ]
     probe.write_text(
-        "from petcd.pb.etcdserverpb import rpc_pb2\nfrom petcd.pb.etcdserverpb import rpc_pb2_grpc\n"
+        "from petcd.pb.etcdserverpb import rpc_pb2\n"
+        "from petcd.pb.etcdserverpb import rpc_pb2_grpc\n"
+        "from petcd.pb.etcdserverpb.rpc_pb2_grpc import KVStub\n"
     )
     assert _violations(probe, Path("server/probe.py")) == [
         "line 2: server may not import petcd.pb.etcdserverpb.rpc_pb2_grpc",
