@@ -397,3 +397,12 @@ def test_lock(channel: grpc.Channel) -> None:
     t.join(5)
     assert got and got[0].key != first.key
     assert got[0].header.revision > first.header.revision
+
+
+def test_snapshot_names_the_storage_version_and_learners_may_take_it(
+    served: Served, channel: grpc.Channel
+) -> None:
+    served.call(lambda: setattr(served.facade, "learner", True))
+    parts = list(rpc.MaintenanceStub(channel).Snapshot(pb.SnapshotRequest()))
+    assert {p.version for p in parts} == {"3.6.0"}
+    assert not parts[0].HasField("header")

@@ -36,6 +36,7 @@ Handler = Callable[[Any], Awaitable[Any]]
 REQUIRE_LEADER_KEY = "hasleader"  # rpctypes.MetadataRequireLeaderKey
 HAS_LEADER = "true"
 MAX_NO_LEADER_COUNT = 3
+SNAPSHOT = "/etcdserverpb.Maintenance/Snapshot"  # the one stream a learner serves (etcd 3.6)
 
 
 def requires_leader(metadata: Iterable[tuple[str, Any]]) -> bool:
@@ -92,9 +93,11 @@ class ApiCore:
 
     # -- interceptor ---------------------------------------------------------------------------------
 
-    def guard(self, method: str, req: Any, metadata: Iterable[tuple[str, Any]] = ()) -> None:
+    def guard(
+        self, method: str, req: Any, metadata: Iterable[tuple[str, Any]] = (), stream: bool = False
+    ) -> None:
         """etcd's unary/stream interceptor checks; raises EtcdError."""
-        if self.facade.is_learner() and not _learner_may(method, req):
+        if self.facade.is_learner() and not (method == SNAPSHOT if stream else _learner_may(method, req)):
             raise EtcdError(e.NOT_SUPPORTED_FOR_LEARNER)
         if requires_leader(metadata) and self.facade.leader_id() == 0:
             raise EtcdError(e.NO_LEADER)

@@ -66,6 +66,14 @@ def _metadata(context: Any) -> list[tuple[str, Any]]:
     return [(k, v) for k, v in (context.invocation_metadata() or ())]
 
 
+def storage_version(server_version: str, cluster_version: str) -> str:
+    """etcd 3.6's storage version ("3.6.0"; "" before 3.6 or while the cluster version is undecided)."""
+    if not server_version.startswith("3.6") or cluster_version in ("", "not_decided"):
+        return ""
+    major, minor = cluster_version.split(".")[:2]
+    return f"{major}.{minor}.0"
+
+
 class StreamHandlers:
     """The streaming RPCs."""
 
@@ -94,6 +102,9 @@ class StreamHandlers:
     async def snapshot(self, req: pb.SnapshotRequest) -> AsyncIterator[pb.SnapshotResponse]:
         source = await self.facade.snapshot()
         total, sent = source.size, 0
+        # etcd 3.6 tells the client which storage version wrote the snapshot; no header, as etcd
+        server_version, cluster_version = self.facade.version_info()
+        version = storage_version(server_version, cluster_version)
         digest = hashlib.sha256()
         buf = bytearray()
         async for chunk in source.chunks():
@@ -103,18 +114,14 @@ class StreamHandlers:
                 del buf[:SNAPSHOT_CHUNK]
                 sent += len(blob)
                 digest.update(blob)
-                yield pb.SnapshotResponse(
-                    header=self.facade.header(), remaining_bytes=total - sent, blob=blob
-                )
+                yield pb.SnapshotResponse(remaining_bytes=total - sent, blob=blob, version=version)
         if buf:
             blob = bytes(buf)
             sent += len(blob)
             digest.update(blob)
-            yield pb.SnapshotResponse(
-                header=self.facade.header(), remaining_bytes=max(total - sent, 0), blob=blob
-            )
+            yield pb.SnapshotResponse(remaining_bytes=max(total - sent, 0), blob=blob, version=version)
         # the trailer: sha256 of everything sent, which etcdctl checks and stores with the snapshot
-        yield pb.SnapshotResponse(header=self.facade.header(), remaining_bytes=0, blob=digest.digest())
+        yield pb.SnapshotResponse(remaining_bytes=0, blob=digest.digest(), version=version)
 
     def observe(self, req: epb.LeaderRequest) -> AsyncIterator[epb.LeaderResponse]:
         return self.core.recipes.observe(req)
@@ -138,9 +145,7 @@ def _stream_handler(core: ApiCore, path: str, impl: Callable[..., AsyncIterator[
     async def handle(request: Any, context: Any) -> AsyncIterator[Any]:
         try:
             metadata = _metadata(context)
-            core.guard(path, None, metadata)
-            if core.facade.is_learner():
-                raise EtcdError(e.NOT_SUPPORTED_FOR_LEARNER)  # etcd refuses every stream on a learner
+            core.guard(path, None, metadata, stream=True)
             source = impl(request, True) if requires_leader(metadata) and path == WATCH else impl(request)
             async for resp in source:
                 yield resp

@@ -43,7 +43,7 @@ from google.protobuf.message import Message
 
 from petcd.api import errors as api_errors
 from petcd.api.core import ApiCore
-from petcd.api.server import SERVICES, StreamHandlers, method_path
+from petcd.api.server import SERVICES, StreamHandlers, method_path, storage_version
 from petcd.errors import EtcdError
 from petcd.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from petcd.gateway.metrics import EtcdMetrics
@@ -343,7 +343,7 @@ class GatewayServer:
 
         async def pump() -> None:
             try:
-                self.core.guard(route.path, None)
+                self.core.guard(route.path, None, stream=True)
                 async for msg in responses:
                     _write_chunk(writer, json.dumps({"result": to_json(msg)}).encode() + b"\n")
                     await writer.drain()
@@ -468,7 +468,7 @@ class GatewayServer:
         server, cluster = self.facade.version_info()
         doc = {"etcdserver": server, "etcdcluster": cluster}
         if server.startswith("3.6"):
-            doc["storage"] = cluster if cluster != "not_decided" else server
+            doc["storage"] = storage_version(server, cluster) or "not_decided"
         return Response(200, json.dumps(doc, separators=(",", ":")).encode())
 
     async def render_metrics(self, query: dict[str, list[str]]) -> Response:

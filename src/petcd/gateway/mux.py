@@ -6,6 +6,10 @@ either splices the connection to the gRPC server's own listener (a loopback port
 hands it, with the bytes already read, to the `GatewayServer`. The splice copies every gRPC byte through
 the event loop, so with `--listen-client-http-urls` the runtime should give gRPC the client port
 directly and serve HTTP on its own listener instead.
+
+Measured (tests' fake facade, one client, sequential unary Range, mux and gRPC server on one loop):
+about 600-730 us per call direct and 750-910 us through the mux, i.e. the splice adds roughly
+150-180 us (+25%) per call on this machine, and its CPU is taken from the same event loop.
 """
 
 from __future__ import annotations
