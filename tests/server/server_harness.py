@@ -14,6 +14,7 @@ then delivers messages and processes Readies until nothing moves.
 
 from __future__ import annotations
 
+import random
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,21 @@ class FakeLogStore:
         self.released_to = max(self.released_to, index)
 
 
+class CrashableBackend(MemoryBackend):
+    """A MemoryBackend whose commits since the last sync() are lost by crash() (as LMDB's
+    unsynced commits may be): what consistent_index and the WAL tail must make up for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._synced: list[bytes] = list(MemoryBackend().snapshot())
+
+    def sync(self) -> None:
+        self._synced = list(self.snapshot())
+
+    def crash(self) -> None:
+        self.restore(self._synced)
+
+
 class Outbox:
     def __init__(self, net: Network, member: int) -> None:
         self.net = net
@@ -92,6 +108,12 @@ class Network:
         self.queue: dict[int, list[tuple[Message, list[bytes] | None]]] = defaultdict(list)
         self.cut: set[int] = set()
         self.snapshots_sent = 0
+        # Fraction of messages lost (drawn from `rand`): raft must cope, the tests check it does.
+        self.loss = 0.0
+        self.rand = random.Random(0)
+
+    def lost(self) -> bool:
+        return self.loss > 0 and self.rand.random() < self.loss
 
 
 class Cluster:
@@ -128,7 +150,7 @@ class Cluster:
             )
             self.configs[m.id] = cfg
             self.logs[m.id] = FakeLogStore()
-            self.backends[m.id] = MemoryBackend()
+            self.backends[m.id] = CrashableBackend()
             self.start(m.id)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -148,10 +170,14 @@ class Cluster:
         self.net.cut.discard(member)
         return node
 
-    def stop(self, member: int) -> None:
-        """Crash: the node goes; its log store and backend stay (as on disk)."""
+    def stop(self, member: int, lose_unsynced: bool = False) -> None:
+        """Crash: the node goes; its log store and backend stay (as on disk), the backend's
+        unsynced commits too unless `lose_unsynced`."""
         self.nodes.pop(member)
         self.net.queue.pop(member, None)
+        backend = self.backends[member]
+        if lose_unsynced and isinstance(backend, CrashableBackend):
+            backend.crash()
 
     def restart(self, member: int) -> Node:
         self.stop(member)
@@ -171,7 +197,9 @@ class Cluster:
                 if dest is None or to in self.net.cut:
                     continue
                 for m, db in msgs:
-                    if m.from_ in self.net.cut:
+                    if m.from_ in self.net.cut or self.net.lost():
+                        if db is not None and m.from_ in self.nodes:
+                            self.nodes[m.from_].report_snapshot(to, False)
                         continue
                     moved = True
                     if db is not None:

@@ -267,7 +267,10 @@ def test_restart_with_backend_behind_the_wal_replays_the_tail() -> None:
     c.stop(mid)
     c.backends[mid] = saved
     node = c.start(mid)
+    assert not node.recovered
+    assert node.kv.current_rev == 2
     c.elect()
+    assert node.recovered
     c.run(2)
     assert node.range(rpc.RangeRequest(key=b"a", range_end=b"d")).count == 3
     assert node.kv.current_rev == 4

@@ -46,7 +46,8 @@ Requests answered at once (local state; call on the owner thread):
     sync_watchers()                                (also run by tick) watch catch-up and victims
     header() -> ResponseHeader                     watchable: the WatchableStore (watch streams)
 State for the runtime: member_id, cluster_id, leader_id, is_leader, term, applied_index,
-committed_index, members (MemberStore), removed (this member was removed: stop), stopped.
+committed_index, members (MemberStore), removed (this member was removed: stop), stopped,
+recovered (everything committed before this start is applied again: serve clients from then on).
 Transport feedback: report_unreachable(id), report_snapshot(id, ok).
 `on_members_changed(callback)` is called with the member list after each applied change (the
 transport adds/removes peers).
@@ -345,6 +346,9 @@ class Node:
             self._raft_storage.append(list(persisted.entries))
         self.applied_index = snap_index
         self.snapshot_index = snap_index
+        # What was committed before this start: the store is only as new as before the crash
+        # once it is applied again (see `recovered`).
+        self._start_commit = persisted.hard_state.commit
         raft_cfg = Config(
             id=cfg.member_id,
             storage=self._raft_storage,
@@ -424,6 +428,13 @@ class Node:
         return self.raw.raft.raft_log.committed
 
     @property
+    def recovered(self) -> bool:
+        """Whether everything committed before this start is applied again. A backend that lost
+        its unsynced commits in a crash is behind until then: serve clients only afterwards, so
+        no one sees the revision go back."""
+        return self.applied_index >= self._start_commit
+
+    @property
     def is_learner(self) -> bool:
         m = self.members.get(self.member_id)
         return m is not None and m.is_learner
@@ -481,7 +492,8 @@ class Node:
             return
         if msg.type == MessageType.MSG_SNAP:
             raise ValueError("a MsgSnap comes with its db: use receive_snapshot")
-        with contextlib.suppress(StepPeerNotFound):
+        # A forwarded proposal that cannot be taken now is lost (the proposer times out), as in etcd.
+        with contextlib.suppress(StepPeerNotFound, ProposalDropped):
             self.raw.step(msg)
 
     def receive_snapshot(self, msg: Message, db: Iterable[bytes]) -> None:
