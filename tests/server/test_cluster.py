@@ -267,7 +267,8 @@ def test_restart_with_backend_behind_the_wal_replays_the_tail() -> None:
     c.stop(mid)
     c.backends[mid] = saved
     node = c.start(mid)
-    assert not node.recovered
+    before = node.recovered
+    assert before is False
     assert node.kv.current_rev == 2
     c.elect()
     assert node.recovered
