@@ -138,4 +138,4 @@ def test_tls_with_client_certificate(tls_etcd: tuple[str, Path]) -> None:
     refused = run(
         OURS, ["--endpoints", endpoint, "--cacert", str(base / "ca.pem"), "--dial-timeout", "1s", "get", "x"]
     )
-    assert refused.rc == 1
+    assert (refused.rc, refused.err) == (1, b"Error: context deadline exceeded\n")

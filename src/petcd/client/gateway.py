@@ -78,11 +78,15 @@ class GatewayClient:
                     sock = socket.create_connection((host, ep.port), timeout=left)  # type: ignore[arg-type]
                 except OSError:
                     continue
-                if only is None:
-                    self._current = self.endpoints.index(ep)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if ep.tls:
-                    sock = self._wrap_tls(sock, ep)
+                    try:
+                        sock = self._wrap_tls(sock, ep)
+                    except OSError:  # handshake refused: as unreachable, like etcd's balancer
+                        sock.close()
+                        continue
+                if only is None:
+                    self._current = self.endpoints.index(ep)
                 return sock, ep
             if time.monotonic() >= deadline:
                 raise DeadlineExceeded()
@@ -124,6 +128,10 @@ class GatewayClient:
             # a gRPC-only port resets an HTTP/1.1 request: no gateway there, nothing was applied
             raise GatewayUnsupported(path) from None
         except OSError as err:
+            if ep.tls:
+                # TLS 1.3 reports a refused client certificate only here; etcd's client keeps
+                # retrying such a connection until the deadline
+                raise DeadlineExceeded() from None
             raise ClientError(f"rpc error: {err}", 14) from None
         if not raw.startswith(b"HTTP/1."):
             raise GatewayUnsupported(path)  # an HTTP/2-only (gRPC) listener, or nothing at all
