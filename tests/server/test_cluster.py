@@ -37,7 +37,7 @@ def test_members_publish_names_and_cluster_version() -> None:
         lst = node.member_list()
         assert sorted(m.name for m in lst.members) == ["n1", "n2", "n3"]
         assert all(m.clientURLs == [f"http://{m.name}:2379"] for m in lst.members)
-        assert node.members.cluster_version == "3.5.0"
+        assert node.members.cluster_version == "3.6.0"
         assert lst.header.cluster_id == c.cid
 
 
@@ -248,7 +248,7 @@ def test_restart_recovery_applies_nothing_twice() -> None:
     c.run(5)
     for i, n in c.nodes.items():
         assert n.kv.current_rev == revs[i]  # replay of the WAL tail changed nothing
-        assert n.members.cluster_version == "3.5.0"
+        assert n.members.cluster_version == "3.6.0"
     assert {n.hash_kv().hash for n in c.nodes.values()} == hashes
     r = put(c, b"new")
     assert r.header.revision == max(revs.values()) + 1
@@ -348,3 +348,9 @@ def test_publish_after_every_start_is_logged(caplog: pytest.LogCaptureFixture) -
     msgs = [r.getMessage() for r in caplog.records]
     assert msgs.count("published local member to cluster through raft") == 1
     assert "restarting local member" in msgs
+
+
+def test_default_cluster_version_is_the_one_petcd_reports() -> None:
+    from petcd.version import CLUSTER_VERSION
+
+    assert NodeConfig(member_id=1, cluster_id=1).cluster_version == CLUSTER_VERSION

@@ -174,7 +174,7 @@ class NodeConfig:
     auto_compaction_mode: str = "periodic"  # or "revision"
     # periodic: seconds of history to keep; revision: revisions to keep; 0 disables.
     auto_compaction_retention: float = 0.0
-    cluster_version: str = "3.5.0"
+    cluster_version: str = "3.6.0"  # petcd.version.CLUSTER_VERSION (a test keeps them equal)
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
     max_inflight_msgs: int = 512
     seed: int | None = None  # election jitter; default: derived from the member ID
