@@ -523,3 +523,29 @@ def test_cluster_flag(etcd_server: EtcdServer) -> None:
     ref = run([REF_ETCDCTL], [*ep, "endpoint", "health", "--cluster", "-w", "json"])
     norm = re.compile(rb'"took":"[^"]+"')
     assert norm.sub(b"", ours.out) == norm.sub(b"", ref.out)
+
+
+def test_dead_endpoint_reports(etcd_pair: Pair) -> None:
+    dead = "127.0.0.1:1"
+    timeouts = ["--dial-timeout", "300ms", "--command-timeout", "1s"]
+    for args in (["endpoint", "status"], ["endpoint", "hashkv"], ["endpoint", "health"], ["defrag"]):
+        o = run(OURS, ["--endpoints", f"{etcd_pair.ours_server.endpoint},{dead}", *timeouts, *args])
+        r = run([REF_ETCDCTL], ["--endpoints", f"{etcd_pair.ref_server.endpoint},{dead}", *timeouts, *args])
+        assert o.rc == r.rc == 1, args
+        took = re.compile(rb"took = [^ \n]+|took [^ .]+\.?[^ ]*\. ")
+        mine = [
+            took.sub(b"T", line)
+            for line in o.error_lines
+            if dead.encode() in line or line.startswith(b"Error")
+        ]
+        theirs = [
+            took.sub(b"T", line)
+            for line in r.error_lines
+            if dead.encode() in line or line.startswith(b"Error")
+        ]
+        if args == ["defrag"]:
+            # 3.6 adds ". took <duration>" to the failure line
+            assert mine == [b"Failed to defragment etcd member[127.0.0.1:1]. T(context deadline exceeded)"]
+            assert theirs == [b"Failed to defragment etcd member[127.0.0.1:1] (context deadline exceeded)"]
+        else:
+            assert sorted(mine) == sorted(theirs), args

@@ -132,15 +132,16 @@ def endpoints_from_cluster(ctx: Context) -> list[str]:
 
 def _per_endpoint(
     ctx: Context, method: str, body: JsonDict, fail: str
-) -> tuple[list[tuple[str, JsonDict]], bool]:
+) -> tuple[list[tuple[str, JsonDict]], str]:
+    """Call each endpoint; (replies, the last error message or "")."""
     results = []
-    failed = False
+    failed = ""
     client = ctx.client
     for ep in endpoints_from_cluster(ctx):
         try:
             results.append((ep, client.call(method, body, parse_endpoint(ep))))
         except ClientError as err:
-            failed = True
+            failed = err.message
             ctx.err.write(f"{fail} {ep} ({err.message})\n".encode())
         except ValueError as err:
             raise CtlError(EXIT_ERROR, str(err)) from None
@@ -162,7 +163,7 @@ def endpoint_hashkv(ctx: Context) -> int:
     results, failed = _per_endpoint(ctx, "HashKV", body, "Failed to get the hash of endpoint")
     printer.endpoint_hashkv(results)
     if failed:
-        raise CtlError(EXIT_ERROR, "failed to get the hash of some endpoints")
+        raise CtlError(EXIT_ERROR, failed)
     return 0
 
 
