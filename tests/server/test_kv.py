@@ -154,6 +154,10 @@ def test_physical_compaction_finishes_between_applies() -> None:
     c.run(2)
     assert not leader.kv.compaction_pending()
     assert leader.kv.compact_rev == 8
+    rid = leader.compact(rpc.CompactionRequest(revision=10, physical=True))
+    resp = c.ok(rid)
+    assert isinstance(resp, rpc.CompactionResponse)
+    assert not leader.kv.compaction_pending()  # answered only once the removal finished
 
 
 def test_requests_time_out_without_a_quorum_and_stop_fails_the_rest() -> None:

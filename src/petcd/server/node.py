@@ -145,6 +145,7 @@ LEARNER_READY_PERCENT = 0.9
 REQUEST_OVERHEAD_BYTES = 1024
 
 _CTX = struct.Struct(">Q")
+_DEFERRED = object()  # an applied request whose result comes later
 
 log = logging.getLogger("petcd.server")
 
@@ -298,6 +299,8 @@ class Node:
         # Results known when the request was made, resolved at the next process_ready (never
         # inside the call that hands out the request ID).
         self._immediate: list[tuple[int, object]] = []
+        # Physical compactions applied, answered once the removal finishes.
+        self._physical_waiters: list[tuple[int, object]] = []
         # Incoming snapshot dbs by (term, index), until raft hands the snapshot out in a Ready.
         self._pending_db: dict[tuple[int, int], Iterable[bytes]] = {}
 
@@ -946,6 +949,9 @@ class Node:
         # Physical removal of compacted revisions: its own write transaction, one batch at a time.
         if self.kv.compact_batch():
             self._compacting = False
+            waiters, self._physical_waiters = self._physical_waiters, []
+            for rid, resp in waiters:
+                self._resolve(rid, resp)
 
     def stop(self) -> None:
         """Stop: every request still waiting gets `Stopped`; nothing else happens afterwards."""
@@ -955,6 +961,7 @@ class Node:
         self._reads_waiting, self._reads_inflight, self._reads_ready = [], {}, []
         self._transfer = None
         self._immediate = []
+        self._physical_waiters = []
         for rid in waiting:
             self.sink.resolve(rid, Stopped())
 
@@ -1002,7 +1009,8 @@ class Node:
         self.applied_index = last.index
         self.applied_term = last.term
         for rid, result in results:
-            self._resolve(rid, result)
+            if result is not _DEFERRED:
+                self._resolve(rid, result)
 
     def _apply_entry(self, e: Entry, w: StoreWrite | None, results: list[tuple[int, object]]) -> None:
         if e.type == EntryType.NORMAL:
@@ -1038,7 +1046,12 @@ class Node:
         if req.HasField("compaction"):
             c = w.compact(req.compaction.revision)
             self._compacting = True
-            return rpc.CompactionResponse(header=self.header(c.revision))
+            resp = rpc.CompactionResponse(header=self.header(c.revision))
+            if req.compaction.physical:
+                # etcd answers a physical compaction once the old revisions are gone.
+                self._physical_waiters.append((int(req.header.ID or req.ID), resp))
+                return _DEFERRED
+            return resp
         if req.HasField("lease_grant"):
             lease = self.lessor.grant(req.lease_grant.ID, req.lease_grant.TTL)
             return rpc.LeaseGrantResponse(header=self.header(w.rev), ID=lease.id, TTL=lease.ttl)
