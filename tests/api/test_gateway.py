@@ -283,3 +283,18 @@ def test_keepalive_over_http(served: Served, path: str) -> None:
         assert json.loads(line)["result"]["TTL"] == "30"
     finally:
         sock.close()
+
+
+def test_cors_as_etcds_default(served: Served) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", served.http_port, timeout=5)
+    try:
+        conn.request("OPTIONS", "/v3/kv/range")
+        resp = conn.getresponse()
+        assert resp.status == 200 and resp.read() == b""
+        assert resp.getheader("Access-Control-Allow-Origin") == "*"
+        conn.request("POST", "/v3/kv/range", body=json.dumps({"key": b64(b"a")}))
+        resp = conn.getresponse()
+        resp.read()
+        assert resp.getheader("Access-Control-Allow-Methods") == "POST, GET, OPTIONS, PUT, DELETE"
+    finally:
+        conn.close()

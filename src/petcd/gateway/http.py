@@ -51,6 +51,12 @@ from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.gateway import http_pb2
 
 MAX_HEADER_LINES = 100
+# etcd's default --cors "*": every response allows any origin, and OPTIONS answers 200 with no body
+CORS_HEADERS = (
+    "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
+    "Access-Control-Allow-Methods: POST, GET, OPTIONS, PUT, DELETE\r\n"
+    "Access-Control-Allow-Origin: *\r\n"
+)
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
 # grpc-gateway's HTTPStatusFromCode
@@ -230,6 +236,9 @@ class GatewayServer:
         if path.startswith("/v3beta/"):
             path = "/v3/" + path[len("/v3beta/") :]
         route = self.routes.get(path)
+        if method == "OPTIONS":
+            await self._write(writer, Response(200, b"", "text/plain; charset=utf-8"), keep_alive)
+            return keep_alive
         if route is not None and route.server_streaming:
             if method != "POST":
                 await self._write(writer, Response(405, b"Method Not Allowed\n", "text/plain"), keep_alive)
@@ -261,6 +270,7 @@ class GatewayServer:
     async def _write(self, writer: asyncio.StreamWriter, resp: Response, keep_alive: bool) -> None:
         head = (
             f"HTTP/1.1 {resp.status} {REASONS.get(resp.status, 'Status')}\r\n"
+            f"{CORS_HEADERS}"
             f"Content-Type: {resp.content_type}\r\n"
             f"Content-Length: {len(resp.body)}\r\n"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
@@ -330,7 +340,7 @@ class GatewayServer:
             await self._write(writer, Response(400, json.dumps(error_body(code, str(err))).encode()), False)
             return
         head = (
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+            f"HTTP/1.1 200 OK\r\n{CORS_HEADERS}Content-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         )
         writer.write(head.encode())
