@@ -31,7 +31,10 @@ The handle delivers each revision whole (never fragmented: the API fragments for
 `fragment=True`, as etcd's v3rpc send loop does) and with the header filled (`header.revision` is the
 revision the watcher has seen everything up to). Responses for a watch ID may be yielded before the API
 has sent that watch's "created" response; the API holds them back until it has (etcd does the same).
-`close()` cancels every watcher of the stream and ends `responses()`.
+`close()` cancels every watcher of the stream and ends `responses()`. The create request reaches the
+handle as the client sent it except that an empty key becomes b"\x00" (etcd's recvLoop does the same):
+range_end b"" watches one key, b"\x00" every key from `key` on; start_revision 0 means "after the current
+revision"; filters, prev_kv and progress_notify are the handle's to apply (fragment is the API's).
 
 Leases
 ------
