@@ -354,3 +354,16 @@ def test_default_cluster_version_is_the_one_petcd_reports() -> None:
     from petcd.version import CLUSTER_VERSION
 
     assert NodeConfig(member_id=1, cluster_id=1).cluster_version == CLUSTER_VERSION
+
+
+def test_auto_compaction_periodic_keeps_about_the_retention() -> None:
+    c = Cluster(("n1",), auto_compaction_retention=10.0)
+    leader = c.elect()
+    rev_at: dict[int, int] = {}
+    for second in range(40):
+        put(c, b"k", b"%d" % second)
+        rev_at[second] = leader.kv.current_rev
+        c.run(10)
+    # compactions every 10 s, each to the revision of ~10 s before it: the newest history kept
+    # is between one and two retentions long
+    assert rev_at[18] <= leader.kv.compact_rev <= rev_at[31]

@@ -311,9 +311,11 @@ class Node:
         self._last_version_s = -1e18
         self._last_lessor_tick_s = clock.now_s()
         self._last_progress_s = clock.now_s()
+        # the auto-compactor (etcd's v3compactor): revision samples, last compaction, next wait
         self._compactor_samples: deque[tuple[float, int]] = deque()
         self._last_compactor_s = clock.now_s()
-        self._last_auto_compact_rev = 0
+        self._last_sample_s = -1e18
+        self._compactor_wait_s = config.auto_compaction_retention
 
         # A scheduled compaction still removing old revisions (in batches, between applies).
         self._compacting = self.kv.compaction_pending()
@@ -470,7 +472,7 @@ class Node:
                 self._last_lessor_tick_s = now
                 self._revoke_expired_leases(now)
             self._maybe_update_cluster_version(now)
-            self._auto_compact(now)
+        self._auto_compact(now)
 
     def sync_watchers(self, now: float | None = None) -> None:
         """The watchable store's duties: catch up unsynced watchers, retry parked (victim) ones,
@@ -828,8 +830,9 @@ class Node:
         self.raft_state = state
         if state == StateType.LEADER and not was_leader:
             self.lessor.promote(self.config.election_timeout_s)
-            self._compactor_samples.clear()
+            # etcd resumes the compactor on a new leader: a full period before its first compaction
             self._last_compactor_s = self.clock.now_s()
+            self._compactor_wait_s = self.config.auto_compaction_retention
         elif was_leader and state != StateType.LEADER:
             self.lessor.demote()
             self._revokes_inflight.clear()
@@ -1265,6 +1268,13 @@ class Node:
         )
 
     def _auto_compact(self, now: float) -> None:
+        """etcd's v3compactor, run by every member's tick, compacting only on the leader.
+
+        periodic (retention = a duration): a revision sample every min(retention, 1 h) / 10; the
+        first compaction `retention` after start (or after becoming leader), then one every
+        min(retention, 1 h), each to the oldest sample kept (the revision of about `retention`
+        ago). revision (retention = a count): every 5 minutes, to current - retention.
+        """
         retention = self.config.auto_compaction_retention
         if retention <= 0:
             return
@@ -1274,19 +1284,26 @@ class Node:
                 return
             self._last_compactor_s = now
             target = rev - int(retention)
+            mode = "revision"
         else:
-            interval = retention / 10 if retention < 3600 else 3600.0
-            if now - self._last_compactor_s < interval:
+            period = min(retention, 3600.0)
+            retry = period / 10
+            if now - self._last_sample_s < retry:
                 return
-            self._last_compactor_s = now
+            self._last_sample_s = now
             self._compactor_samples.append((now, rev))
-            target = 0
-            while self._compactor_samples and self._compactor_samples[0][0] <= now - retention:
-                target = self._compactor_samples.popleft()[1]
-        if target <= 0 or target <= self._last_auto_compact_rev or target <= self.kv.compact_rev:
+            while len(self._compactor_samples) > int(retention / retry) + 1:
+                self._compactor_samples.popleft()
+            if now - self._last_compactor_s < self._compactor_wait_s:
+                return
+            target = self._compactor_samples[0][1]
+            mode = "periodic"
+        if not self.is_leader or target <= 0 or target <= self.kv.compact_rev:
             return
-        self._last_auto_compact_rev = target
-        self.log.info("starting auto compaction", extra={"fields": {"revision": target}})
+        if mode == "periodic":
+            self._last_compactor_s = now
+            self._compactor_wait_s = min(retention, 3600.0)
+        self.log.info(f"starting auto {mode} compaction", extra={"fields": {"revision": target}})
         self._enqueue(
             ri.InternalRaftRequest(compaction=rpc.CompactionRequest(revision=target)), internal="compaction"
         )
