@@ -1,0 +1,173 @@
+"""The peer transport: two (or three) transports on 127.0.0.1 exchanging raft messages."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from petcd.raft.types import Entry, Message, MessageType, Snapshot, SnapshotMetadata
+from petcd.runtime import transport as tr
+from petcd.runtime.transport import Transport, TransportCallbacks, fetch_members
+
+CLUSTER = 0xC1
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.snapshots: list[tuple[Message, list[bytes]]] = []
+        self.unreachable: list[int] = []
+        self.snap_status: list[tuple[int, bool]] = []
+        self.cond = threading.Condition()
+
+    def _add(self, fn: Callable[[], None]) -> None:
+        with self.cond:
+            fn()
+            self.cond.notify_all()
+
+    def callbacks(self, removed: frozenset[int] = frozenset()) -> TransportCallbacks:
+        return TransportCallbacks(
+            on_message=lambda m: self._add(lambda: self.messages.append(m)),
+            on_snapshot=lambda m, c: self._add(lambda: self.snapshots.append((m, c))),
+            on_unreachable=lambda i: self._add(lambda: self.unreachable.append(i)),
+            on_snapshot_status=lambda i, ok: self._add(lambda: self.snap_status.append((i, ok))),
+            is_removed=lambda i: i in removed,
+            members_info=lambda: {"cluster_id": CLUSTER, "members": [{"id": 1}]},
+        )
+
+    def wait(self, pred: Callable[[], bool], timeout: float = 5.0) -> bool:
+        with self.cond:
+            return self.cond.wait_for(pred, timeout)
+
+
+def make(member: int, rec: Recorder, cluster: int = CLUSTER, **kw: frozenset[int]) -> Transport:
+    t = Transport(member, cluster, ["http://127.0.0.1:0"], rec.callbacks(**kw))
+    ((host, port),) = t.listen()
+    t.listen_urls = [f"http://{host}:{port}"]
+    t.start()
+    return t
+
+
+@pytest.fixture
+def started() -> Iterator[list[Transport]]:
+    ts: list[Transport] = []
+    yield ts
+    for t in ts:
+        t.stop()
+
+
+def msg(to: int, frm: int, index: int, data: bytes = b"x") -> Message:
+    return Message(
+        MessageType.MSG_APP,
+        to=to,
+        from_=frm,
+        term=3,
+        index=index,
+        entries=(Entry(term=3, index=index + 1, data=data),),
+    )
+
+
+def test_messages_flow_both_ways_in_order(started: list[Transport]) -> None:
+    r1, r2 = Recorder(), Recorder()
+    t1, t2 = make(1, r1), make(2, r2)
+    started += [t1, t2]
+    t1.set_peers({2: t2.listen_urls})
+    t2.set_peers({1: t1.listen_urls})
+    t1.send([msg(2, 1, i) for i in range(500)])
+    t2.send([msg(1, 2, 7)])
+    assert r2.wait(lambda: len(r2.messages) == 500)
+    assert [m.index for m in r2.messages] == list(range(500))
+    assert r2.messages[0] == msg(2, 1, 0)
+    assert r1.wait(lambda: len(r1.messages) == 1)
+
+
+def test_cluster_id_mismatch_is_refused(started: list[Transport]) -> None:
+    r1, r2 = Recorder(), Recorder()
+    t1, t2 = make(1, r1), make(2, r2, cluster=0xBAD)
+    started += [t1, t2]
+    t1.set_peers({2: t2.listen_urls})
+    t1.send([msg(2, 1, 1)])
+    assert r1.wait(lambda: 2 in t1.rejections)
+    assert "cluster ID mismatch" in t1.rejections[2]
+    time.sleep(0.2)
+    assert r2.messages == []
+
+
+def test_removed_member_is_refused(started: list[Transport]) -> None:
+    r1, r2 = Recorder(), Recorder()
+    t1, t2 = make(1, r1), make(2, r2, removed=frozenset({1}))
+    started += [t1, t2]
+    t1.set_peers({2: t2.listen_urls})
+    t1.send([msg(2, 1, 1)])
+    assert r1.wait(lambda: 2 in t1.rejections)
+    assert "removed" in t1.rejections[2]
+
+
+def test_unreachable_peer_drops_and_reports_without_blocking(started: list[Transport]) -> None:
+    r1 = Recorder()
+    t1 = make(1, r1)
+    started.append(t1)
+    t1.set_peers({9: ["http://127.0.0.1:1"]})  # nothing listens on port 1
+    t0 = time.monotonic()
+    t1.send([msg(9, 1, i) for i in range(tr.QUEUE_MESSAGES_MAX + 100)])
+    assert time.monotonic() - t0 < 1.0  # never blocks the caller
+    assert r1.wait(lambda: 9 in r1.unreachable)
+
+
+def test_reconnects_after_peer_restarts(started: list[Transport]) -> None:
+    r1, r2 = Recorder(), Recorder()
+    t1, t2 = make(1, r1), make(2, r2)
+    started.append(t1)
+    t1.set_peers({2: t2.listen_urls})
+    t1.send([msg(2, 1, 1)])
+    assert r2.wait(lambda: len(r2.messages) == 1)
+    url = t2.listen_urls[0]
+    t2.stop()
+    assert r1.wait(lambda: 2 in r1.unreachable)
+    r3 = Recorder()
+    t3 = Transport(2, CLUSTER, [url], r3.callbacks())
+    t3.listen()
+    t3.start()
+    started.append(t3)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not r3.messages:
+        t1.send([msg(2, 1, 2)])
+        r3.wait(lambda: bool(r3.messages), 0.2)
+    assert r3.messages and r3.messages[0].index == 2
+
+
+def test_snapshot_transfer_in_chunks(started: list[Transport]) -> None:
+    r1, r2 = Recorder(), Recorder()
+    t1, t2 = make(1, r1), make(2, r2)
+    started += [t1, t2]
+    t1.set_peers({2: t2.listen_urls})
+    snap = Snapshot(data=b"members", metadata=SnapshotMetadata(index=10, term=2))
+    m = Message(MessageType.MSG_SNAP, to=2, from_=1, term=2, snapshot=snap)
+    db = [b"a" * (tr.SNAPSHOT_CHUNK_BYTES + 10), b"tail"]
+    t1.send_snapshot(m, iter(db))
+    assert r2.wait(lambda: bool(r2.snapshots))
+    got_msg, chunks = r2.snapshots[0]
+    assert got_msg == m
+    assert b"".join(chunks) == b"".join(db)
+    assert len(chunks) == 3
+    assert r1.wait(lambda: r1.snap_status == [(2, True)])
+
+
+def test_snapshot_to_unreachable_peer_reports_failure(started: list[Transport]) -> None:
+    r1 = Recorder()
+    t1 = make(1, r1)
+    started.append(t1)
+    t1.set_peers({9: ["http://127.0.0.1:1"]})
+    t1.send_snapshot(Message(MessageType.MSG_SNAP, to=9, from_=1, snapshot=Snapshot()), iter([b"x"]))
+    assert r1.wait(lambda: r1.snap_status == [(9, False)])
+
+
+def test_fetch_members(started: list[Transport]) -> None:
+    r1 = Recorder()
+    t1 = make(1, r1)
+    started.append(t1)
+    info = fetch_members(["http://127.0.0.1:1", *t1.listen_urls], timeout_s=3)
+    assert info == {"cluster_id": CLUSTER, "members": [{"id": 1}]}
