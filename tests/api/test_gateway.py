@@ -110,15 +110,15 @@ def test_errors_as_grpc_gateway(served: Served) -> None:
 def test_health(served: Served) -> None:
     status, ctype, body = request(served, "GET", "/health")
     assert (status, body) == (200, b'{"health":"true","reason":""}')
-    assert ctype == "application/json"
+    assert ctype == "text/plain; charset=utf-8"  # etcd sets none; Go sniffs this
     served.call(lambda: setattr(served.facade, "leader", 0))
     status, _, body = request(served, "GET", "/health")
-    assert (status, body) == (503, b'{"health":"false","reason":"RAFT NO LEADER"}')
+    assert (status, body) == (503, b'{"health":"false","reason":"RAFT NO LEADER"}\n')
     status, _, body = request(served, "GET", "/health?serializable=true")
     assert status == 200
     served.call(lambda: served.facade.alarms.append(pb.AlarmMember(memberID=1, alarm=pb.NOSPACE)))
     status, _, body = request(served, "GET", "/health?serializable=true")
-    assert (status, body) == (503, b'{"health":"false","reason":"ALARM NOSPACE"}')
+    assert (status, body) == (503, b'{"health":"false","reason":"ALARM NOSPACE"}\n')
     status, _, body = request(served, "GET", "/health?serializable=true&exclude=NOSPACE")
     assert status == 200
     assert request(served, "POST", "/health", b"")[0] == 405
@@ -130,16 +130,24 @@ def test_livez_readyz(served: Served) -> None:
     assert request(served, "GET", "/livez")[::2] == (200, b"ok\n")
     assert request(served, "GET", "/readyz?verbose")[::2] == (
         200,
-        b"[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\nok\n",
+        b"[+]data_corruption ok\n[+]serializable_read ok\n[+]linearizable_read ok\n[+]non_learner ok\nok\n",
     )
     assert request(served, "GET", "/livez/serializable_read")[::2] == (200, b"ok\n")
     assert request(served, "GET", "/livez/bogus")[0] == 404
+    assert request(served, "GET", "/readyz?verbose&exclude=non_learner&exclude=nothing")[2].count(b"[+]") == 3
     served.call(lambda: served.facade.alarms.append(pb.AlarmMember(memberID=1, alarm=pb.CORRUPT)))
     status, _, body = request(served, "GET", "/readyz")
-    assert (
-        status == 503 and b"[-]data_corruption failed: " in body and body.endswith(b"readyz check failed\n")
+    assert status == 503
+    assert body == (
+        b"[-]data_corruption failed: alarm activated: CORRUPT\n[+]serializable_read ok\n"
+        b"[+]linearizable_read ok\n[+]non_learner ok\n\n"
     )
-    assert request(served, "GET", "/readyz?exclude=data_corruption")[0] == 200
+    assert request(served, "GET", "/readyz?exclude=data_corruption")[::2] == (200, b"ok\n")
+    served.call(lambda: setattr(served.facade, "learner", True))
+    assert request(served, "GET", "/readyz/non_learner")[::2] == (
+        503,
+        b"[-]non_learner failed: not supported for learner\n\n",
+    )
 
 
 def test_version_and_metrics(served: Served) -> None:

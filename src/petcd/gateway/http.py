@@ -51,6 +51,7 @@ from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.gateway import http_pb2
 
 MAX_HEADER_LINES = 100
+TEXT = "text/plain; charset=utf-8"
 # etcd's default --cors "*": every response allows any origin, and OPTIONS answers 200 with no body
 CORS_HEADERS = (
     "Access-Control-Allow-Headers: accept, content-type, authorization\r\n"
@@ -415,62 +416,61 @@ class GatewayServer:
         ok, reason = await self.check_health(excluded, serializable)
         (self.metrics.health_success if ok else self.metrics.health_failures).inc()
         body = json.dumps({"health": "true" if ok else "false", "reason": reason}, separators=(",", ":"))
-        return Response(200 if ok else 503, body.encode())
+        # etcd writes the JSON without a content type (Go sniffs text/plain); a failure goes through
+        # http.Error, which adds a newline
+        return Response(200, body.encode(), TEXT) if ok else Response(503, body.encode() + b"\n", TEXT)
 
     async def _probe(self, check: str) -> str | None:
-        """One livez/readyz check: None when it passes, else the failure text."""
-        if check == "serializable_read":
+        """One livez/readyz check (etcd 3.6's etcdhttp checks): None when it passes, else the error."""
+        if check in ("serializable_read", "linearizable_read"):
             try:
                 await self.facade.range(
-                    pb.RangeRequest(key=b"health", keys_only=True, limit=1, serializable=True)
+                    pb.RangeRequest(
+                        key=b"health", keys_only=True, limit=1, serializable=check == "serializable_read"
+                    )
                 )
-            except EtcdError as err:
-                return str(err)
-        elif check == "linearizable_read":
-            try:
-                await self.facade.range(pb.RangeRequest(key=b"health", keys_only=True, limit=1))
             except EtcdError as err:
                 return str(err)
         elif check == "data_corruption":
             alarms = await self.facade.alarm(pb.AlarmRequest(action=pb.AlarmRequest.GET))
             if any(a.alarm == pb.CORRUPT for a in alarms.alarms):
-                return "data corruption alarm is active"
+                return "alarm activated: CORRUPT"
         elif check == "non_learner" and self.facade.is_learner():
-            return "this member is a learner"
+            return "not supported for learner"
         return None
 
-    PROBES = {
+    PROBES: dict[str, tuple[str, ...]] = {
         "livez": ("serializable_read",),
-        "readyz": ("data_corruption", "serializable_read", "linearizable_read"),
+        "readyz": ("data_corruption", "serializable_read", "linearizable_read", "non_learner"),
     }
 
     def _probe_handler(
         self, kind: str, only: str
     ) -> Callable[[dict[str, list[str]]], Awaitable[Response]] | None:
-        checks = self.PROBES[kind] + (("non_learner",) if kind == "readyz" else ())
-        if only and only not in checks:
+        """etcd's health handler: excluded checks are skipped silently; on success "ok\\n" (after the
+        per-check lines with ?verbose); on failure 503 with every check's line, as Go's http.Error."""
+        if only and only not in self.PROBES[kind]:
             return None
 
         async def run(query: dict[str, list[str]]) -> Response:
-            verbose = "verbose" in query
-            excluded = set(query.get("exclude", []))
+            excluded = set(query.get("exclude", [])) if not only else set()
             lines: list[str] = []
             failed = False
             for check in (only,) if only else self.PROBES[kind]:
                 if check in excluded:
-                    lines.append(f"[+]{check} excluded: ok")
                     continue
                 err = await self._probe(check)
+                self.metrics.record_check(kind, check, err is None)
                 if err is None:
-                    lines.append(f"[+]{check} ok")
+                    lines.append(f"[+]{check} ok\n")
                 else:
                     failed = True
-                    lines.append(f"[-]{check} failed: {err}")
+                    lines.append(f"[-]{check} failed: {err}\n")
+            reason = "".join(lines)
             if failed:
-                text = "\n".join(lines) + f"\n{kind} check failed\n"
-                return Response(503, text.encode(), "text/plain; charset=utf-8")
-            text = ("\n".join(lines) + "\n" if verbose else "") + "ok\n"
-            return Response(200, text.encode(), "text/plain; charset=utf-8")
+                return Response(503, (reason + "\n").encode(), TEXT)
+            text = (reason if "verbose" in query else "") + "ok\n"
+            return Response(200, text.encode(), TEXT)
 
         return run
 

@@ -106,6 +106,21 @@ class EtcdMetrics:
             "etcd_server_health_failures", "The total number of failed health checks", r
         )
 
+        self.healthcheck = Gauge(
+            "etcd_server_healthcheck", "The result of each kind of healthcheck.", ["type", "name"], registry=r
+        )
+        self.healthchecks = Counter(
+            "etcd_server_healthchecks_total",
+            "The total number of each kind of healthcheck.",
+            ["type", "name", "status"],
+            registry=r,
+        )
+
+    def record_check(self, kind: str, name: str, ok: bool) -> None:
+        """One livez/readyz check's result (etcd's recordMetrics)."""
+        self.healthcheck.labels(kind, name).set(1.0 if ok else 0.0)
+        self.healthchecks.labels(kind, name, "success" if ok else "error").inc()
+
     def render(self) -> bytes:
         text = prometheus_client.generate_latest(self.registry)
         # the text format names a counter's HELP/TYPE lines "<name>_total"; etcd's health counters
