@@ -114,7 +114,7 @@ class StreamHandlers:
                 del buf[:SNAPSHOT_CHUNK]
                 sent += len(blob)
                 digest.update(blob)
-                yield pb.SnapshotResponse(remaining_bytes=total - sent, blob=blob, version=version)
+                yield pb.SnapshotResponse(remaining_bytes=max(total - sent, 0), blob=blob, version=version)
         if buf:
             blob = bytes(buf)
             sent += len(blob)

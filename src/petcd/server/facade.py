@@ -95,7 +95,7 @@ class WatchStreamHandle(Protocol):
 class SnapshotSource(Protocol):
     """A consistent copy of the backend being read out."""
 
-    size: int
+    size: int  # bytes to come (remaining_bytes counts down from it); 0 if unknown
 
     def chunks(self) -> AsyncIterator[bytes]:
         """The backend's bytes, exactly `size` of them, in order."""
