@@ -37,7 +37,9 @@ request ID, or raises an EtcdError at once when the request is refused before ra
     move_leader(target_id) -> int                  MoveLeaderResponse once target leads
     read_index() -> int                            ReadIndexResult(index) once applied >= index
     linearizable_range(req: RangeRequest) -> int   RangeResponse, read after the read index
-Requests answered at once (local state; call on the owner thread):
+Requests answered at once (local state). range, hash_kv, hash, status, defragment and
+snapshot_stream use nothing but backend transactions (and plain reads of a few counters), so the
+runtime may call them from other threads too (a long defragment should not stall the owner loop):
     range(req) -> RangeResponse (serializable)     hash_kv(rev) -> HashKVResponse   hash()
     member_list() -> MemberListResponse            status() -> StatusResponse (version unset)
     lease_renew(id) -> LeaseKeepAliveResponse      lease_time_to_live(req) / lease_leases()
@@ -507,7 +509,10 @@ class Node:
             return
         md = msg.snapshot.metadata
         self._pending_db = {(md.term, md.index): db}
-        self.raw.step(msg)
+        with contextlib.suppress(StepPeerNotFound):
+            self.raw.step(msg)
+        if not self.raw.raft.raft_log.has_pending_snapshot():
+            self._pending_db = {}  # raft ignored it (stale, or a Ready is being applied)
 
     def report_unreachable(self, member: int) -> None:
         self.raw.report_unreachable(member)
