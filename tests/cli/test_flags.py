@@ -100,11 +100,12 @@ def test_every_command_has_an_implementation() -> None:
 def test_schema_matches_the_protobuf_descriptors() -> None:
     from google.protobuf.descriptor import FieldDescriptor
 
+    from petcd.pb.authpb import auth_pb2
     from petcd.pb.etcdserverpb import rpc_pb2
     from petcd.pb.mvccpb import kv_pb2
 
     for name, fields in MESSAGES.items():
-        cls = getattr(rpc_pb2, name, None) or getattr(kv_pb2, name)
+        cls = getattr(rpc_pb2, name, None) or getattr(kv_pb2, name, None) or getattr(auth_pb2, name)
         desc = cls.DESCRIPTOR
         plain = [f for f in fields if not f[1].startswith("oneof:")]
         proto = [f for f in desc.fields if f.containing_oneof is None]

@@ -380,3 +380,25 @@ def test_downgrade() -> None:
     assert render("simple", "downgrade", "cancel", resp) == b"Downgrade cancel success, cluster version 3.5\n"
     assert render("json", "downgrade", "enable", resp) == f'{{{HDR_JSON},"version":"3.5"}}\n'.encode()
     assert render("fields", "downgrade", "enable", resp).decode() == HDR_FIELDS + '"Version" : 3.5\n'
+
+
+def test_auth_status() -> None:
+    resp = {"header": HDR, "enabled": True, "authRevision": "3"}
+    assert render("simple", "auth_status", resp) == b"Authentication Status: true\nAuthRevision: 3\n"
+    assert render("json", "auth_status", resp) == f'{{{HDR_JSON},"enabled":true,"authRevision":3}}\n'.encode()
+
+
+def test_role_get() -> None:
+    resp = {
+        "header": HDR,
+        "perm": [
+            {"key": "Zm9v"},
+            {"permType": "WRITE", "key": "YQ==", "range_end": "Yg=="},
+            {"permType": "READWRITE", "key": "cA==", "range_end": "cQ=="},
+            {"key": "Zg==", "range_end": "AA=="},
+        ],
+    }
+    assert render("simple", "role_get", "r1", resp) == (
+        b"Role r1\nKV Read:\n\tfoo\n\t[p, q) (prefix p)\n\t[f, <open ended>\n"
+        b"KV Write:\n\t[a, b) (prefix a)\n\t[p, q) (prefix p)\n"
+    )

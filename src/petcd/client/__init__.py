@@ -62,6 +62,10 @@ class Client:
         if self._grpc is not None:
             self._grpc.close()
 
+    def authenticate(self) -> str:
+        """Get the token now (it is otherwise fetched before the first call); returns it."""
+        return self._ensure_token()
+
     def use_token(self, token: str) -> None:
         """Authenticate with a token obtained elsewhere (etcdctl's ``--auth-jwt-token``)."""
         self._token = token

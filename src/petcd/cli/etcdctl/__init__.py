@@ -366,6 +366,88 @@ COMMANDS: dict[str, Command] = {
         ),
         _c("completion", "misc:completion", "Generate completion script"),
         _group(
+            "auth",
+            "Enable or disable authentication",
+            [
+                _c("enable", "auth:auth_enable", "Enables authentication"),
+                _c("disable", "auth:auth_disable", "Disables authentication"),
+                _c("status", "auth:auth_status", "Returns authentication status"),
+            ],
+        ),
+        _group(
+            "user",
+            "User related commands",
+            [
+                _c(
+                    "add",
+                    "auth:user_add",
+                    "Adds a new user",
+                    Flag(
+                        "interactive", BOOL, True, "Read password from stdin instead of interactive terminal"
+                    ),
+                    Flag("new-user-password", STRING, "", "Supply password from the command line flag"),
+                    Flag("no-password", BOOL, False, "Create a user without password (CN based auth only)"),
+                ),
+                _c("delete", "auth:user_delete", "Deletes a user"),
+                _c(
+                    "get",
+                    "auth:user_get",
+                    "Gets detailed information of a user",
+                    Flag("detail", BOOL, False, "Show permissions of roles granted to the user"),
+                ),
+                _c("list", "auth:user_list", "Lists all users"),
+                _c(
+                    "passwd",
+                    "auth:user_passwd",
+                    "Changes password of user",
+                    Flag(
+                        "interactive",
+                        BOOL,
+                        True,
+                        "If true, read password from stdin instead of interactive terminal",
+                    ),
+                ),
+                _c("grant-role", "auth:user_grant_role", "Grants a role to a user"),
+                _c("revoke-role", "auth:user_revoke_role", "Revokes a role from a user"),
+            ],
+        ),
+        _group(
+            "role",
+            "Role related commands",
+            [
+                _c("add", "auth:role_add", "Adds a new role"),
+                _c("delete", "auth:role_delete", "Deletes a role"),
+                _c("get", "auth:role_get", "Gets detailed information of a role"),
+                _c("list", "auth:role_list", "Lists all roles"),
+                _c(
+                    "grant-permission",
+                    "auth:role_grant_permission",
+                    "Grants a key to a role",
+                    Flag("prefix", BOOL, False, "grant a prefix permission"),
+                    Flag(
+                        "from-key",
+                        BOOL,
+                        False,
+                        "grant a permission of keys that are greater than or equal to the given key "
+                        "using byte compare",
+                    ),
+                ),
+                _c(
+                    "revoke-permission",
+                    "auth:role_revoke_permission",
+                    "Revokes a key from a role",
+                    Flag("prefix", BOOL, False, "revoke a prefix permission"),
+                    Flag(
+                        "from-key",
+                        BOOL,
+                        False,
+                        "revoke a permission of keys that are greater than or equal to the given key "
+                        "using byte compare",
+                    ),
+                ),
+            ],
+        ),
+        _group(
             "downgrade",
             "Downgrade related commands",
             [

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import sys
 
-from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, CtlError
+from petcd.cli.etcdctl.errors import (
+    EXIT_BAD_ARGS,
+    EXIT_BAD_CONNECTION,
+    EXIT_BAD_FEATURE,
+    EXIT_ERROR,
+    CtlError,
+)
 from petcd.cli.etcdctl.printer import FORMATS, Printer
 from petcd.client import Client, ClientConfig, ClientError, TlsConfig
 
@@ -50,13 +56,8 @@ class Context:
     def client_config(self, endpoints: list[str] | None = None) -> ClientConfig:
         user = str(self.flags["user"])
         password = str(self.flags["password"])
-        if user:
-            if password:
-                if ":" in user:
-                    raise CtlError(
-                        EXIT_BAD_ARGS, "Password must not be included in --user when --password is set"
-                    )
-            elif ":" in user:
+        if user and not password:  # with --password, --user is the name as given
+            if ":" in user:
                 user, password = user.split(":", 1)
             else:
                 import getpass
@@ -119,6 +120,12 @@ class Context:
                 raise CtlError(EXIT_BAD_ARGS, str(err)) from None
             if self.flags.get("auth-jwt-token"):
                 self._client.use_token(str(self.flags["auth-jwt-token"]))
+            elif self._client.config.user:
+                # etcd's client authenticates while connecting; a failure there is a bad connection
+                try:
+                    self._client.authenticate()
+                except ClientError as err:
+                    raise CtlError(EXIT_BAD_CONNECTION, err.message) from None
         return self._client
 
     def call(self, method: str, body: dict[str, Any] | None = None, fail: str = "%s") -> dict[str, Any]:

@@ -496,6 +496,77 @@ class Printer:
             return
         self.line(f"Downgrade {action} success, cluster version {resp.get('version', '')}")
 
+    # ---- auth --------------------------------------------------------------------------------
+
+    def auth_reply(self, message: str, resp: JsonDict, text: str) -> None:
+        """A reply with only a header: simple prints ``text``, fields the header."""
+        if self._rpc(message, resp):
+            return
+        if self.fmt == "fields":
+            self._fields_hdr(resp)
+            return
+        self.line(text)
+
+    def auth_status(self, resp: JsonDict) -> None:
+        if self._rpc("AuthStatusResponse", resp):
+            return
+        enabled = str(bool(resp.get("enabled"))).lower()
+        if self.fmt == "fields":
+            self._fields_hdr(resp)
+            self.line(f'"Enabled" : {enabled}')
+            self.line(f'"AuthRevision" : {num(resp, "authRevision")}')
+            return
+        self.line(f"Authentication Status: {enabled}")
+        self.line(f"AuthRevision: {num(resp, 'authRevision')}")
+
+    def user_get(self, name: str, resp: JsonDict) -> None:
+        if self._rpc("AuthUserGetResponse", resp):
+            return
+        if self.fmt == "fields":
+            raise self.unsupported()
+        self.line(f"User: {name}")
+        self.line("Roles:" + "".join(f" {r}" for r in resp.get("roles", [])))
+
+    def names(self, message: str, resp: JsonDict, field: str) -> None:
+        """user list / role list."""
+        if self._rpc(message, resp):
+            return
+        items = resp.get(field, [])
+        if self.fmt == "fields":
+            if field == "users":
+                raise self.unsupported()
+            self._fields_hdr(resp)
+            self.line('"Roles" :' + "".join(f" {go_quote(r)}" for r in items))
+            return
+        for item in items:
+            self.line(item)
+
+    def role_get(self, role: str, resp: JsonDict) -> None:
+        if self._rpc("AuthRoleGetResponse", resp):
+            return
+        perms = resp.get("perm", [])
+        if self.fmt == "fields":
+            self._fields_hdr(resp)
+            for p in perms:
+                self.line(f'"PermType" :  {p.get("permType", "READ")}')
+                self.line(f'"Key" : {go_quote(b64(p, "key"))}')
+                self.line(f'"RangeEnd" : {go_quote(b64(p, "range_end"))}')
+            return
+        self.line(f"Role {role}")
+        for title, kinds in (("KV Read:", ("READ", "READWRITE")), ("KV Write:", ("WRITE", "READWRITE"))):
+            self.line(title)
+            for p in perms:
+                if p.get("permType", "READ") not in kinds:
+                    continue
+                key, end = b64(p, "key"), b64(p, "range_end")
+                if not end:
+                    self.line(b"\t" + key)
+                    continue
+                text = b"\t[" + key + b", " + (end + b")" if end != b"\x00" else b"<open ended>")
+                if _prefix_end(key) == end:
+                    text += b" (prefix " + key + b")"
+                self.line(text)
+
     def move_leader(self, leader: int, target: int, resp: JsonDict) -> None:
         if self.fmt in ("json", "protobuf"):
             self._rpc("MoveLeaderResponse", resp)
@@ -503,6 +574,15 @@ class Printer:
         if self.fmt != "simple":
             raise self.unsupported()
         self.line(f"Leadership transferred from {leader:x} to {target:x}")
+
+
+def _prefix_end(key: bytes) -> bytes:
+    end = bytearray(key)
+    for i in range(len(end) - 1, -1, -1):
+        if end[i] < 0xFF:
+            end[i] += 1
+            return bytes(end[: i + 1])
+    return b"\x00"
 
 
 def _member_list_hex_json(resp: JsonDict) -> str:

@@ -24,6 +24,7 @@ BYTES = "bytes"
 ENUMS: dict[str, dict[str, int]] = {
     "EventType": {"PUT": 0, "DELETE": 1},
     "AlarmType": {"NONE": 0, "NOSPACE": 1, "CORRUPT": 2},
+    "PermType": {"READ": 0, "WRITE": 1, "READWRITE": 2},
 }
 
 H = "ResponseHeader"
@@ -103,6 +104,23 @@ MESSAGES: dict[str, list[tuple[str, str, bool]]] = {
     "AlarmResponse": [("header", H, False), ("alarms", "AlarmMember", True)],
     "LeaseRevokeResponse": [("header", H, False)],
     "DowngradeResponse": [("header", H, False), ("version", STR, False)],
+    "Permission": [("permType", "enum:PermType", False), ("key", BYTES, False), ("range_end", BYTES, False)],
+    "AuthEnableResponse": [("header", H, False)],
+    "AuthDisableResponse": [("header", H, False)],
+    "AuthStatusResponse": [("header", H, False), ("enabled", BOOL, False), ("authRevision", INT, False)],
+    "AuthUserAddResponse": [("header", H, False)],
+    "AuthUserGetResponse": [("header", H, False), ("roles", STR, True)],
+    "AuthUserDeleteResponse": [("header", H, False)],
+    "AuthUserChangePasswordResponse": [("header", H, False)],
+    "AuthUserGrantRoleResponse": [("header", H, False)],
+    "AuthUserRevokeRoleResponse": [("header", H, False)],
+    "AuthUserListResponse": [("header", H, False), ("users", STR, True)],
+    "AuthRoleAddResponse": [("header", H, False)],
+    "AuthRoleGetResponse": [("header", H, False), ("perm", "Permission", True)],
+    "AuthRoleListResponse": [("header", H, False), ("roles", STR, True)],
+    "AuthRoleDeleteResponse": [("header", H, False)],
+    "AuthRoleGrantPermissionResponse": [("header", H, False)],
+    "AuthRoleRevokePermissionResponse": [("header", H, False)],
     "DefragmentResponse": [("header", H, False)],
     "MoveLeaderResponse": [("header", H, False)],
 }
