@@ -406,3 +406,21 @@ def test_snapshot_names_the_storage_version_and_learners_may_take_it(
     parts = list(rpc.MaintenanceStub(channel).Snapshot(pb.SnapshotRequest()))
     assert {p.version for p in parts} == {"3.6.0"}
     assert not parts[0].HasField("header")
+
+
+def test_keep_alive_requiring_a_leader_ends_without_one(served: Served, channel: grpc.Channel) -> None:
+    fast = type(served.core.options)(election_timeout_s=0.05)
+    served.call(lambda: setattr(served.core, "options", fast))
+    lease = rpc.LeaseStub(channel)
+    lid = lease.LeaseGrant(pb.LeaseGrantRequest(TTL=30)).ID
+    sent = threading.Event()
+
+    def requests() -> Iterator[pb.LeaseKeepAliveRequest]:
+        yield pb.LeaseKeepAliveRequest(ID=lid)
+        sent.wait(5)
+
+    call = lease.LeaseKeepAlive(requests(), metadata=(("hasleader", "true"),))
+    assert next(call).TTL == 30
+    served.call(lambda: setattr(served.facade, "leader", 0))
+    assert rpc_error(lambda: next(call)) == (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader")
+    sent.set()

@@ -17,6 +17,7 @@ run first for every call.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -26,7 +27,7 @@ from google.protobuf import message_factory
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
 
 from petcd.api import errors as e
-from petcd.api.core import ApiCore, ApiOptions, requires_leader
+from petcd.api.core import MAX_NO_LEADER_COUNT, ApiCore, ApiOptions, requires_leader
 from petcd.api.health import HealthService
 from petcd.api.watch import watch_stream
 from petcd.errors import EtcdError
@@ -141,12 +142,54 @@ def _unary_handler(core: ApiCore, path: str, impl: Callable[[Any], Any]) -> Call
 WATCH = "/etcdserverpb.Watch/Watch"
 
 
+async def leader_guarded(core: ApiCore, source: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """`source`, ended with "etcdserver: no leader" once MAX_NO_LEADER_COUNT checks one election
+    timeout apart found no leader (etcd's monitorLeader, for streams whose client asked for a leader)."""
+    lost = asyncio.Event()
+
+    async def monitor() -> None:
+        leaderless = 0
+        while leaderless < MAX_NO_LEADER_COUNT:
+            await asyncio.sleep(core.options.election_timeout_s)
+            leaderless = leaderless + 1 if core.facade.leader_id() == 0 else 0
+        lost.set()
+
+    monitor_task = asyncio.create_task(monitor())
+    lost_task = asyncio.create_task(lost.wait())
+    it = aiter(source)
+    try:
+        while True:
+            step = asyncio.ensure_future(anext(it))
+            done, _ = await asyncio.wait({step, lost_task}, return_when=asyncio.FIRST_COMPLETED)
+            if step not in done:
+                step.cancel()
+                await asyncio.gather(step, return_exceptions=True)
+                raise EtcdError(e.NO_LEADER)
+            try:
+                item = step.result()
+            except StopAsyncIteration:
+                return
+            yield item
+    finally:
+        monitor_task.cancel()
+        lost_task.cancel()
+        await asyncio.gather(monitor_task, lost_task, return_exceptions=True)
+        aclose = getattr(source, "aclose", None)
+        if aclose is not None:
+            await aclose()
+
+
 def _stream_handler(core: ApiCore, path: str, impl: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
     async def handle(request: Any, context: Any) -> AsyncIterator[Any]:
         try:
             metadata = _metadata(context)
             core.guard(path, None, metadata, stream=True)
-            source = impl(request, True) if requires_leader(metadata) and path == WATCH else impl(request)
+            if not requires_leader(metadata):
+                source = impl(request)
+            elif path == WATCH:
+                source = impl(request, True)  # the watch session merges the leader check into its queue
+            else:
+                source = leader_guarded(core, impl(request))
             async for resp in source:
                 yield resp
         except EtcdError as err:
