@@ -28,6 +28,7 @@ from petcd.cli.etcdctl.flags import (
     Parsed,
     UsageError,
 )
+from petcd.errors import EtcdError
 
 VERSION = "3.6.0"
 API_VERSION = "3.6"
@@ -584,6 +585,10 @@ def run(argv: list[str], environ: dict[str, str]) -> int:
         ctx.flush()
         sys.stderr.write(f"Error: {err.message}\n")
         return err.code
+    except EtcdError as err:  # a client error no command turned into its own message
+        ctx.flush()
+        sys.stderr.write(f"Error: {err.message}\n")
+        return EXIT_ERROR
     except KeyboardInterrupt:
         ctx.flush()
         return 130
