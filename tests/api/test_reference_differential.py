@@ -8,6 +8,7 @@ layer decides is compared here (the store's behaviour is diffed in tests/mvcc).
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -225,3 +226,37 @@ def test_same_watch_control_responses_as_reference(
     reference: grpc.Channel, ours: grpc.Channel, name: str, reqs: list[pb.WatchRequest], n: int
 ) -> None:
     assert _control(ours, reqs, n) == _control(reference, reqs, n)
+
+
+KEYS = [b"a", b"b", b"c", b"d"]
+ENDS = [b"", b"", b"c", b"\x00", b"e"]
+
+
+def random_ops(rng: random.Random, depth: int) -> list[pb.RequestOp]:
+    ops = []
+    for _ in range(rng.randint(0, 3)):
+        roll = rng.random()
+        if roll < 0.45:
+            ops.append(put(rng.choice(KEYS)))
+        elif roll < 0.8:
+            key = rng.choice(KEYS)
+            end = rng.choice(ENDS)
+            ops.append(delete(key, end if not end or end == b"\x00" or end > key else b""))
+        elif depth < 2:
+            ops.append(
+                pb.RequestOp(
+                    request_txn=txn(*random_ops(rng, depth + 1), failure=tuple(random_ops(rng, depth + 1)))
+                )
+            )
+    return ops
+
+
+def test_duplicate_key_detection_matches_reference(reference: grpc.Channel, ours: grpc.Channel) -> None:
+    rng = random.Random(5)
+    seen = set()
+    for _ in range(150):
+        req = txn(*random_ops(rng, 0), failure=tuple(random_ops(rng, 0)))
+        want = outcome(reference, rpc.KVStub, "Txn", req)
+        assert outcome(ours, rpc.KVStub, "Txn", req) == want, req
+        seen.add(want)
+    assert len(seen) == 2  # both accepted and refused txns were generated
