@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from etcdctl_harness import ETCD, OURS, free_port, needs_etcd, run
+from etcdctl_harness import OURS, SERVER, free_port, needs_etcd, run
 
 pytestmark = needs_etcd
 
@@ -80,7 +80,7 @@ def tls_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pa
     log = open(base / "etcd.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [
-            ETCD,
+            *SERVER,
             "--data-dir", str(base / "data"),
             "--listen-client-urls", f"https://{endpoint}",
             "--advertise-client-urls", f"https://{endpoint}",
