@@ -306,3 +306,20 @@ def test_cors_as_etcds_default(served: Served) -> None:
         assert resp.getheader("Access-Control-Allow-Methods") == "POST, GET, OPTIONS, PUT, DELETE"
     finally:
         conn.close()
+
+
+def test_sampled_series_from_other_components() -> None:
+    from petcd.gateway.metrics import EtcdMetrics
+
+    m = EtcdMetrics()
+    watch = {"watch_stream_total": 2, "slow_watcher_total": 1}
+    m.add_sampled("etcd_debugging_mvcc_", lambda: watch)
+    m.add_sampled("etcd_debugging_lease_", lambda: {"granted_total": 3}, "counter")
+    text = m.render().decode()
+    assert (
+        "# TYPE etcd_debugging_mvcc_watch_stream_total gauge\netcd_debugging_mvcc_watch_stream_total 2.0"
+        in text
+    )
+    assert "# TYPE etcd_debugging_lease_granted_total counter\netcd_debugging_lease_granted_total 3.0" in text
+    watch["slow_watcher_total"] = 7  # read at scrape time
+    assert "etcd_debugging_mvcc_slow_watcher_total 7.0" in m.render().decode()

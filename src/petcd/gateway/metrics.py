@@ -10,7 +10,7 @@ nothing here reads server state.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 import prometheus_client
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -46,6 +46,34 @@ class PlainCounter(Collector):
         metric = Metric(self.name, self.documentation, "counter")
         metric.add_sample(self.name, {}, self.value)
         yield metric
+
+
+class Sampled(Collector):
+    """Series read from another component's counters at scrape time.
+
+    `source()` returns {suffix: value}; each becomes the series `prefix + suffix` of type `kind`
+    ("gauge" or "counter", named as given: the suffix carries etcd's own `_total`). The source is called
+    on the scraping thread; it should only read plain numbers (e.g. the watchable store's `gauges()` or
+    the lessor's granted/revoked/renewed totals), which is safe across threads in CPython.
+    """
+
+    def __init__(
+        self, prefix: str, source: Callable[[], Mapping[str, float]], kind: str, registry: CollectorRegistry
+    ):
+        self.prefix = prefix
+        self.source = source
+        self.kind = kind
+        registry.register(self)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())  # the names are only known by sampling
+
+    def collect(self) -> Iterator[Metric]:
+        for suffix, value in sorted(self.source().items()):
+            name = self.prefix + suffix
+            metric = Metric(name, name, self.kind)
+            metric.add_sample(name, {}, float(value))
+            yield metric
 
 
 class EtcdMetrics:
@@ -116,6 +144,12 @@ class EtcdMetrics:
             registry=r,
         )
 
+    def add_sampled(
+        self, prefix: str, source: Callable[[], Mapping[str, float]], kind: str = "gauge"
+    ) -> None:
+        """Export another component's numbers, e.g. `add_sampled("etcd_debugging_mvcc_", ws.gauges)`."""
+        Sampled(prefix, source, kind, self.registry)
+
     def record_check(self, kind: str, name: str, ok: bool) -> None:
         """One livez/readyz check's result (etcd's recordMetrics)."""
         self.healthcheck.labels(kind, name).set(1.0 if ok else 0.0)
@@ -123,10 +157,20 @@ class EtcdMetrics:
 
     def render(self) -> bytes:
         text = prometheus_client.generate_latest(self.registry)
-        # the text format names a counter's HELP/TYPE lines "<name>_total"; etcd's health counters
-        # have no suffix, so their header lines are renamed back to the sample name
-        for plain in (self.health_success, self.health_failures):
-            for kind in (b"HELP", b"TYPE"):
-                old = b"# %s %s_total " % (kind, plain.name.encode())
-                text = text.replace(old, b"# %s %s " % (kind, plain.name.encode()))
-        return text
+        # The text format names a counter's HELP/TYPE lines "<name>_total". etcd has counters without
+        # the suffix (etcd_server_health_success, ...); their header lines are renamed back to the
+        # name their samples carry.
+        lines = text.split(b"\n")
+        samples = {
+            line.split(b" ", 1)[0].split(b"{", 1)[0] for line in lines if line and not line.startswith(b"#")
+        }
+        out = []
+        for line in lines:
+            parts = line.split(b" ", 3)
+            if len(parts) >= 3 and parts[0] == b"#" and parts[1] in (b"HELP", b"TYPE"):
+                name = parts[2]
+                if name.endswith(b"_total") and name not in samples and name[:-6] in samples:
+                    parts[2] = name[:-6]
+                    line = b" ".join(parts)
+            out.append(line)
+        return b"\n".join(out)
