@@ -367,3 +367,47 @@ def test_auto_compaction_periodic_keeps_about_the_retention() -> None:
     # compactions every 10 s, each to the revision of ~10 s before it: the newest history kept
     # is between one and two retentions long
     assert rev_at[18] <= leader.kv.compact_rev <= rev_at[31]
+
+
+def test_membership_changes_while_writes_run() -> None:
+    c = Cluster(snapshot_count=30, snapshot_catchup_entries=5)
+    c.elect()
+    c.run(30)
+    acked: list[tuple[bytes, int]] = []
+    n = 0
+
+    def write(ticks: int) -> None:
+        nonlocal n
+        for _ in range(ticks):
+            node = c.nodes[sorted(c.nodes)[n % len(c.nodes)]]
+            rid = node.put(rpc.PutRequest(key=b"w%d" % n, value=b"x"))
+            n += 1
+            c.run(1)
+            res = c.sink.results.get(rid)
+            if isinstance(res, rpc.PutResponse):
+                acked.append((b"w%d" % (n - 1), res.header.revision))
+
+    write(10)
+    c.run(20)
+    add = c.ok(c.leader().member_add(["http://n4:2380"], is_learner=True))
+    assert isinstance(add, rpc.MemberAddResponse)
+    write(10)
+    join(c, "n4", add)
+    write(40)
+    promoted = c.ok(c.leader().member_promote(add.member.ID))
+    assert isinstance(promoted, rpc.MemberPromoteResponse)
+    write(10)
+    gone = next(i for i in c.nodes if i != c.leader().member_id and i != add.member.ID)
+    c.ok(c.leader().member_remove(gone))
+    c.run(3)
+    c.stop(gone)
+    write(20)
+    c.elect()
+    c.run(20)
+    assert len(c.nodes) == 3
+    assert len({nd.hash_kv().hash for nd in c.nodes.values()}) == 1
+    for nd in c.nodes.values():
+        assert sorted(nd.conf_state.voters) == sorted(c.nodes)
+        for key, rev in acked:
+            kv = nd.kv.kv_at(key, rev)
+            assert kv is not None and kv.mod_revision == rev
