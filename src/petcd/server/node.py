@@ -52,7 +52,15 @@ committed_index, members (MemberStore), removed (this member was removed: stop),
 recovered (everything committed before this start is applied again: serve clients from then on).
 Transport feedback: report_unreachable(id), report_snapshot(id, ok).
 `on_members_changed(callback)` is called with the member list after each applied change (the
-transport adds/removes peers).
+transport adds/removes peers). Run the process_ready loop right after construction: a restart
+re-applies the committed log tail there (member list included) before anything else happens.
+Control: campaign() (start an election now), snapshot() (take a raft snapshot now), stop() (every
+waiting request gets Stopped).
+
+Logging goes to the `logger` given (default `logging.getLogger("petcd.server")`) with etcd's
+messages ("published local member to cluster through raft", "set initial cluster version",
+"enabled capabilities for version", "added member", "removed member", "applied incoming
+snapshot", ...) and etcd's field names in `extra={"fields": {...}}`.
 
 Determinism: applying depends only on the entries and the applied state (no clock, no sizes), so
 every member computes the same store (HashKV agrees). Time enters only on the leader, as
