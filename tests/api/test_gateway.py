@@ -323,3 +323,21 @@ def test_sampled_series_from_other_components() -> None:
     assert "# TYPE etcd_debugging_lease_granted_total counter\netcd_debugging_lease_granted_total 3.0" in text
     watch["slow_watcher_total"] = 7  # read at scrape time
     assert "etcd_debugging_mvcc_slow_watcher_total 7.0" in m.render().decode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"POST /v3/kv/range HTTP/1.1\r\nContent-Length: nope\r\n\r\n",
+        b"POST /v3/kv/range HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"GARBAGE\r\n\r\n",
+    ],
+)
+def test_malformed_requests_get_400(served: Served, raw: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", served.http_port), timeout=5) as sock:
+        sock.sendall(raw)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 400 ")
+    assert request(served, "GET", "/livez")[0] == 200  # the server carries on

@@ -207,6 +207,10 @@ class GatewayServer:
                 pass
         except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
             pass
+        except (ValueError, UnicodeError):
+            # a malformed request (bad length, chunk size, overlong line): answer once, then hang up
+            with contextlib.suppress(ConnectionError):
+                await self._write(writer, Response(400, b"400 Bad Request\n", TEXT), False)
         finally:
             self._connections.discard(task)
             writer.close()
