@@ -341,3 +341,44 @@ def test_malformed_requests_get_400(served: Served, raw: bytes) -> None:
             data += chunk
     assert data.startswith(b"HTTP/1.1 400 ")
     assert request(served, "GET", "/livez")[0] == 200  # the server carries on
+
+
+def _send_chunk(sock: socket.socket, data: bytes) -> None:
+    sock.sendall(b"%x\r\n%s\r\n" % (len(data), data))
+
+
+def test_watch_with_a_chunked_request_stream(served: Served) -> None:
+    sock = socket.create_connection(("127.0.0.1", served.http_port), timeout=5)
+    try:
+        sock.sendall(b"POST /v3/watch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+        _send_chunk(sock, json.dumps({"create_request": {"key": b64(b"s")}}).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(1)
+        assert head.startswith(b"HTTP/1.1 200 OK")
+        assert _next_object(sock)["result"]["created"] is True
+        # a second create, split across chunks: it is a request once its JSON is complete
+        second = json.dumps({"create_request": {"key": b64(b"t"), "watch_id": "5"}}).encode()
+        _send_chunk(sock, second[:10])
+        time.sleep(0.1)
+        _send_chunk(sock, second[10:])
+        created = _next_object(sock)["result"]
+        assert created["created"] is True and created["watch_id"] == "5"
+        ch = grpc.insecure_channel(served.target)
+        rpc.KVStub(ch).Put(pb.PutRequest(key=b"t", value=b"1"))
+        ch.close()
+        ev = _next_object(sock)["result"]
+        assert ev["watch_id"] == "5" and ev["events"][0]["kv"]["value"] == b64(b"1")
+        _send_chunk(sock, json.dumps({"cancel_request": {"watch_id": "5"}}).encode())
+        canceled = _next_object(sock)["result"]
+        assert canceled["canceled"] is True and canceled["watch_id"] == "5"
+        sock.sendall(b"0\r\n\r\n")  # end of the request body: the stream stays open
+        time.sleep(0.1)
+        assert served.call(lambda: len(served.facade.streams)) == 1
+    finally:
+        sock.close()
+    for _ in range(50):
+        if served.call(lambda: len(served.facade.streams)) == 0:
+            break
+        time.sleep(0.05)
+    assert served.call(lambda: len(served.facade.streams)) == 0

@@ -13,7 +13,8 @@ dozen routes, and its cost per request is what etcd's gateway clients pay). Rout
   Errors are grpc-gateway v2 bodies `{"code":N,"message":"...","details":[]}` with grpc-gateway's HTTP
   status for the code. Streaming RPCs (watch, lease keep-alive, snapshot, observe) answer with a
   chunked body of newline-separated `{"result":{...}}` objects until the client goes away; the request
-  body may hold several JSON request objects back to back.
+  body may hold several JSON request objects back to back, and a chunked request body is read as it
+  arrives, so a client can keep sending (watch create/cancel/progress) on the same stream.
 * `GET /health`: etcd's `{"health":"true","reason":""}` (503 with the reason when unhealthy), with
   `?exclude=<ALARM>` and `?serializable=true`; `/livez`, `/readyz` and their per-check subpaths in
   etcd 3.6's text format; `/version`; `/metrics` (Prometheus text from `EtcdMetrics`).
@@ -235,12 +236,16 @@ class GatewayServer:
                 break
             name, _, value = h.decode("latin-1").partition(":")
             headers[name.strip().lower()] = value.strip()
-        body = await self._read_body(reader, headers)
         keep_alive = version == "HTTP/1.1" and headers.get("connection", "").lower() != "close"
         path, _, query = target.partition("?")
         if path.startswith("/v3beta/"):
             path = "/v3/" + path[len("/v3beta/") :]
         route = self.routes.get(path)
+        chunked = headers.get("transfer-encoding", "").lower() == "chunked"
+        if route is not None and route.server_streaming and method == "POST" and chunked:
+            await self._stream(route, None, reader, writer)
+            return False
+        body = await self._read_body(reader, headers)
         if method == "OPTIONS":
             await self._write(writer, Response(200, b"", "text/plain; charset=utf-8"), keep_alive)
             return keep_alive
@@ -335,48 +340,92 @@ class GatewayServer:
         return Response(200, json.dumps(to_json(resp), separators=(",", ":")).encode())
 
     async def _stream(
-        self, route: Route, body: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, route: Route, body: bytes | None, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        try:
-            objs = _decode_objects(body) or [{}]
-            reqs = [json_format.ParseDict(o, route.request(), ignore_unknown_fields=True) for o in objs]
-        except (json_format.ParseError, UnicodeDecodeError, ValueError) as err:
-            code = grpc.StatusCode.INVALID_ARGUMENT
-            await self._write(writer, Response(400, json.dumps(error_body(code, str(err))).encode()), False)
-            return
+        """A streaming RPC. `body` is the whole request body, or None for a chunked body that is read
+        as it arrives: each JSON object in it is one request on the stream (grpc-gateway's decoder),
+        so a client can keep sending watch create/cancel requests. The end of the body half-closes
+        the stream (watches stay); the connection's end cancels it."""
+        requests: asyncio.Queue[Message | None] = asyncio.Queue()
+        if body is not None:
+            try:
+                objs = _decode_objects(body) or [{}]
+                for o in objs:
+                    requests.put_nowait(json_format.ParseDict(o, route.request(), ignore_unknown_fields=True))
+            except (json_format.ParseError, UnicodeDecodeError, ValueError) as err:
+                code = grpc.StatusCode.INVALID_ARGUMENT
+                await self._write(
+                    writer, Response(400, json.dumps(error_body(code, str(err))).encode()), False
+                )
+                return
+            requests.put_nowait(None)
         head = (
             f"HTTP/1.1 200 OK\r\n{CORS_HEADERS}Content-Type: application/json\r\n"
             "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
         )
         writer.write(head.encode())
+        bad_request: list[str] = []
 
-        async def requests() -> AsyncIterator[Any]:
-            for r in reqs:
+        async def feed() -> None:
+            """Reads the chunked body into `requests`, then waits for the client to hang up."""
+            if body is None:
+                buf = ""
+                async for data in _chunks(reader):
+                    buf += data.decode("utf-8")
+                    objs, buf = _complete_objects(buf)
+                    for o in objs:
+                        try:
+                            requests.put_nowait(
+                                json_format.ParseDict(o, route.request(), ignore_unknown_fields=True)
+                            )
+                        except json_format.ParseError as err:
+                            bad_request.append(str(err))
+                            requests.put_nowait(None)
+                            return
+                if buf.strip():
+                    bad_request.append("unexpected end of JSON input")
+                requests.put_nowait(None)
+            while await reader.read(65536):
+                pass
+
+        async def request_stream() -> AsyncIterator[Any]:
+            while (r := await requests.get()) is not None:
                 yield r
+            if bad_request:
+                raise _BadRequest(bad_request[0])
 
-        responses = self._stream_source(route, reqs[0], requests())
+        feed_task = asyncio.create_task(feed())
+        responses: AsyncIterator[Any] | None = None
 
         async def pump() -> None:
+            nonlocal responses
             try:
                 self.core.guard(route.path, None, stream=True)
+                if route.client_streaming:
+                    responses = self._stream_source(route, None, request_stream())
+                else:
+                    first = await requests.get()
+                    responses = self._stream_source(route, first or route.request(), request_stream())
                 async for msg in responses:
                     _write_chunk(writer, json.dumps({"result": to_json(msg)}).encode() + b"\n")
                     await writer.drain()
             except EtcdError as err:
-                code, message = api_errors.status_of(err)
+                if isinstance(err, _BadRequest):
+                    code, message = grpc.StatusCode.INVALID_ARGUMENT, str(err)
+                else:
+                    code, message = api_errors.status_of(err)
                 _write_chunk(writer, json.dumps({"error": error_body(code, message)}).encode() + b"\n")
             writer.write(b"0\r\n\r\n")
             await writer.drain()
 
-        # the stream lasts until the source ends or the client goes away (EOF on its side)
+        # the stream lasts until the source ends or the client goes away (feed returns on EOF)
         pump_task = asyncio.create_task(pump())
-        gone = asyncio.create_task(reader.read(1))
         try:
-            await asyncio.wait({pump_task, gone}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({pump_task, feed_task}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for t in (pump_task, gone):
+            for t in (pump_task, feed_task):
                 t.cancel()
-            await asyncio.gather(pump_task, gone, return_exceptions=True)
+            await asyncio.gather(pump_task, feed_task, return_exceptions=True)
             aclose = getattr(responses, "aclose", None)
             if aclose is not None:
                 await aclose()
@@ -487,6 +536,40 @@ class GatewayServer:
 
     async def render_metrics(self, query: dict[str, list[str]]) -> Response:
         return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
+
+
+class _BadRequest(EtcdError):
+    """A streaming request body that is not proto3 JSON (answered as InvalidArgument)."""
+
+
+async def _chunks(reader: asyncio.StreamReader) -> AsyncIterator[bytes]:
+    """The payloads of a chunked request body, as they arrive."""
+    while True:
+        size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
+        if size == 0:
+            while (await reader.readline()) not in (b"\r\n", b"\n", b""):
+                pass
+            return
+        data = await reader.readexactly(size)
+        await reader.readline()
+        yield data
+
+
+def _complete_objects(buf: str) -> tuple[list[Any], str]:
+    """The JSON values complete at the front of `buf`, and the rest (an object still arriving)."""
+    decoder = json.JSONDecoder()
+    out: list[Any] = []
+    i = 0
+    while True:
+        while i < len(buf) and buf[i] in " \t\r\n":
+            i += 1
+        if i >= len(buf):
+            return out, ""
+        try:
+            obj, i = decoder.raw_decode(buf, i)
+        except json.JSONDecodeError:
+            return out, buf[i:]
+        out.append(obj)
 
 
 def _write_chunk(writer: asyncio.StreamWriter, data: bytes) -> None:
