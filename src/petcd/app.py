@@ -1,13 +1,400 @@
-"""The composition root (placeholder until the runtime lands)."""
+"""The composition root: one etcd member from a validated configuration.
+
+`run(cfg, zap, args)` is what the `etcd` command calls. It is the only place that picks the
+concrete classes and connects them:
+
+    OsFileSystem, lock_data_dir                      <data-dir> (locked for this process)
+    WalLogStore (petcd.wal Wal + Snapshotter)         <data-dir>/member/{wal,snap}  -> LogStore port
+    LmdbBackend                                       <data-dir>/member/snap/db     -> Backend port
+    Transport (peer URLs)                             -> Outbox port; its inbound messages -> node thread
+    NodeLoop (the node thread)                        -> ResultSink and Clock ports; owns the Node
+    Node (ring B)
+    RuntimeFacade                                     -> EtcdFacade for the API
+    grpc.aio server + GatewayServer (+ ClientPortMux) on --listen-client-urls
+        (with --listen-client-http-urls, gRPC alone on the client URLs, HTTP on its own),
+    GatewayServer on --listen-metrics-urls.
+
+Bootstrap, as etcd's: a data dir with a WAL restarts from it (its metadata names the member and
+cluster; --initial-cluster* are ignored, except that a data dir whose member and cluster both
+differ from what the flags describe for a new cluster is refused as another cluster's); otherwise
+a new cluster derives every member ID from its peer URLs and the cluster token and the cluster ID
+from those; a member joining an existing cluster asks the peers of --initial-cluster for the
+cluster ID and finds itself, by its peer URLs, in their member list (after `member add`).
+
+SIGINT and SIGTERM stop the member cleanly: listeners close, the node thread stops, the transport,
+WAL and backend are closed, the data dir is unlocked.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import socket
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-from petcd.etcdmain.config import ServerConfig
+from petcd.api.core import ApiOptions
+from petcd.api.server import build_grpc_server
+from petcd.backend.lmdb import LmdbBackend
+from petcd.codec.wal import Metadata
+from petcd.errors import EtcdError
+from petcd.etcdmain.config import ServerConfig, host_port
 from petcd.etcdmain.logger import ZapLogger
+from petcd.fs.os_fs import OsFileSystem
+from petcd.gateway.http import GatewayServer
+from petcd.gateway.mux import ClientPortMux
+from petcd.ids import cluster_id as derive_cluster_id
+from petcd.ids import id_str
+from petcd.runtime.facade import RuntimeFacade
+from petcd.runtime.log_store import WalLogStore
+from petcd.runtime.node_loop import NodeLoop, SystemClock
+from petcd.runtime.transport import Transport, TransportCallbacks, fetch_members
+from petcd.server.membership import Member
+from petcd.server.node import Node, NodeConfig, initial_members
+from petcd.version import CLUSTER_VERSION, ETCD_VERSION
+from petcd.wal import lock_data_dir, snap_dir, wal_dir
+from petcd.wal.errors import WalError
+
+CALLER = "etcdmain/etcd.go:73"
+EMBED = "embed/etcd.go:300"
+DEFAULT_QUOTA_BYTES = 2 * 1024 * 1024 * 1024
 
 
-def run(cfg: ServerConfig, logger: ZapLogger, args: Sequence[str]) -> int:
-    logger.fatal("etcdmain/etcd.go:204", "petcd server not wired yet", name=cfg.name)
-    return 1
+class BootstrapError(Exception):
+    """The member cannot start (message for the log's `error` field)."""
+
+
+@dataclass(slots=True)
+class Identity:
+    member_id: int
+    cluster_id: int
+    initial: tuple[Member, ...] = ()
+    restarting: bool = False
+
+
+@dataclass(slots=True)
+class Running:
+    """What `run` started, for shutting it down in reverse order."""
+
+    stop_code: int = 0
+    closers: list[Any] = field(default_factory=list)
+
+
+def _identity(cfg: ServerConfig, fs: OsFileSystem, wdir: str, zap: ZapLogger) -> Identity:
+    members = initial_members(cfg.initial_cluster, cfg.initial_cluster_token)
+    own = next((m for m in members if m.name == cfg.name), None)
+    assert own is not None, "validated: the name is in --initial-cluster"
+    new_cluster_id = derive_cluster_id(m.id for m in members)
+    if WalLogStore.exists(fs, wdir):
+        md = WalLogStore.read_metadata(fs, wdir)
+        if cfg.is_new_cluster and md.node_id != own.id and md.cluster_id != new_cluster_id:
+            raise BootstrapError(
+                f"data dir {cfg.data_dir} belongs to member {id_str(md.node_id)} of cluster"
+                f" {id_str(md.cluster_id)}, but the flags describe member {id_str(own.id)} of cluster"
+                f" {id_str(new_cluster_id)} (--initial-cluster/--initial-cluster-token):"
+                " use another --data-dir"
+            )
+        zap.info(
+            "etcdserver/server.go:407",
+            "restarting local member",
+            cluster_id=id_str(md.cluster_id),
+            local_member_id=id_str(md.node_id),
+        )
+        return Identity(md.node_id, md.cluster_id, restarting=True)
+    if cfg.force_new_cluster:
+        raise BootstrapError("--force-new-cluster is not implemented by petcd yet")
+    if cfg.is_new_cluster:
+        return Identity(own.id, new_cluster_id, initial=members)
+    # Joining: ask the other peers who the cluster is and which ID `member add` gave us.
+    others = [u for name, urls in cfg.initial_cluster.items() if name != cfg.name for u in urls]
+    if not others:
+        raise BootstrapError("--initial-cluster-state existing needs the other members in --initial-cluster")
+    try:
+        info = fetch_members(others, timeout_s=10.0)
+    except ConnectionError as e:
+        raise BootstrapError(str(e)) from None
+    if not isinstance(info, dict):
+        raise BootstrapError("could not retrieve cluster information from the given URLs")
+    mine = sorted(cfg.initial_advertise_peer_urls)
+    for m in info.get("members", []):
+        if sorted(m.get("peer_urls", [])) == mine:
+            return Identity(int(m["id"]), int(info["cluster_id"]))
+    raise BootstrapError(
+        f"error validating peerURLs: no member of cluster {id_str(int(info.get('cluster_id', 0)))}"
+        f" has the peer URLs {','.join(mine)}"
+        f" (add it first: etcdctl member add {cfg.name} --peer-urls={','.join(mine)})"
+    )
+
+
+def _node_config(cfg: ServerConfig, ident: Identity) -> NodeConfig:
+    return NodeConfig(
+        member_id=ident.member_id,
+        cluster_id=ident.cluster_id,
+        name=cfg.name,
+        peer_urls=tuple(cfg.initial_advertise_peer_urls),
+        client_urls=tuple(cfg.advertise_client_urls),
+        initial_members=ident.initial,
+        cluster_token=cfg.initial_cluster_token,
+        tick_s=cfg.heartbeat_ms / 1000.0,
+        election_ticks=cfg.election_ticks,
+        snapshot_count=cfg.snapshot_count,
+        max_txn_ops=cfg.max_txn_ops,
+        max_request_bytes=cfg.max_request_bytes,
+        strict_reconfig_check=cfg.strict_reconfig_check,
+        pre_vote=cfg.pre_vote,
+        auto_compaction_mode=cfg.auto_compaction_mode,
+        auto_compaction_retention=cfg.auto_compaction_retention_s,
+        cluster_version=CLUSTER_VERSION,
+    )
+
+
+def _members_info(loop: NodeLoop, node: Node) -> object:
+    def read(n: Node) -> object:
+        return {
+            "cluster_id": n.cluster_id,
+            "members": [
+                {"id": m.id, "name": m.name, "peer_urls": list(m.peer_urls), "is_learner": m.is_learner}
+                for m in n.members.sorted_members()
+            ],
+        }
+
+    try:
+        return loop.submit(read).result(timeout=5.0)
+    except Exception:
+        return {}
+
+
+def run(cfg: ServerConfig, zap: ZapLogger, args: Sequence[str]) -> int:
+    """Start the member and serve until a signal (or a fatal error); the exit status."""
+    zap.info(CALLER, "Running: ", args=["etcd", *args])
+    for w in cfg.warnings:
+        zap.warn(CALLER, w)
+    zap.info(
+        EMBED,
+        "starting an etcd server",
+        etcd_version=ETCD_VERSION,
+        name=cfg.name,
+        data_dir=cfg.data_dir,
+        listen_peer_urls=list(cfg.listen_peer_urls),
+        listen_client_urls=list(cfg.listen_client_urls),
+        advertise_client_urls=list(cfg.advertise_client_urls),
+        initial_advertise_peer_urls=list(cfg.initial_advertise_peer_urls),
+        initial_cluster=",".join(f"{n}={u}" for n, us in sorted(cfg.initial_cluster.items()) for u in us),
+        initial_cluster_state=cfg.initial_cluster_state,
+        snapshot_count=cfg.snapshot_count,
+        heartbeat_interval=f"{cfg.heartbeat_ms}ms",
+        election_timeout=f"{cfg.election_ms}ms",
+    )
+    fs = OsFileSystem()
+    try:
+        lock = lock_data_dir(fs, cfg.data_dir)
+    except WalError as e:
+        zap.fatal(CALLER, "failed to start etcd", error=str(e))
+        return 1
+    try:
+        return _run_locked(cfg, zap, fs)
+    except (BootstrapError, WalError, OSError, EtcdError) as e:
+        zap.fatal(
+            CALLER,
+            "discovery failed" if isinstance(e, BootstrapError) else "failed to start etcd",
+            error=str(e),
+        )
+        return 1
+    finally:
+        lock.release()
+
+
+def _run_locked(cfg: ServerConfig, zap: ZapLogger, fs: OsFileSystem) -> int:
+    wdir = cfg.wal_dir or wal_dir(cfg.data_dir)
+    sdir = snap_dir(cfg.data_dir)
+    ident = _identity(cfg, fs, wdir, zap)
+    state = Running()
+    try:
+        log_store = WalLogStore.open_or_create(
+            fs,
+            wdir,
+            sdir,
+            Metadata(node_id=ident.member_id, cluster_id=ident.cluster_id),
+            max_wals=cfg.max_wals,
+            max_snapshots=cfg.max_snapshots,
+            unsafe_no_fsync=cfg.unsafe_no_fsync,
+        )
+        state.closers.append(log_store.close)
+        backend = LmdbBackend(os.path.join(sdir, "db"), cfg.quota_backend_bytes or DEFAULT_QUOTA_BYTES)
+        state.closers.append(backend.close)
+        return _serve_member(cfg, zap, ident, log_store, backend, state)
+    finally:
+        for close in reversed(state.closers):
+            with contextlib.suppress(Exception):
+                close()
+
+
+def _serve_member(  # noqa: PLR0917 - the parts built so far
+    cfg: ServerConfig,
+    zap: ZapLogger,
+    ident: Identity,
+    log_store: WalLogStore,
+    backend: LmdbBackend,
+    state: Running,
+) -> int:
+    aloop = asyncio.new_event_loop()
+    stop_event = asyncio.Event()
+
+    def request_stop(code: int) -> None:
+        state.stop_code = state.stop_code or code
+        aloop.call_soon_threadsafe(stop_event.set)
+
+    node_loop = NodeLoop(cfg.heartbeat_ms / 1000.0, on_fatal=lambda _e: request_stop(1))
+    holder: dict[str, Node] = {}
+
+    def post(fn: Any) -> None:
+        node_loop.post(fn)
+
+    callbacks = TransportCallbacks(
+        on_message=lambda m: post(lambda n: n.step(m)),
+        on_snapshot=lambda m, chunks: post(lambda n: n.receive_snapshot(m, chunks)),
+        on_unreachable=lambda mid: post(lambda n: n.report_unreachable(mid)),
+        on_snapshot_status=lambda mid, ok: post(lambda n: n.report_snapshot(mid, ok)),
+        is_removed=lambda mid: "node" in holder and mid in holder["node"].members.removed,
+        members_info=lambda: _members_info(node_loop, holder["node"]) if "node" in holder else {},
+    )
+    transport = Transport(ident.member_id, ident.cluster_id, cfg.listen_peer_urls, callbacks)
+    try:
+        transport.listen()
+    except OSError as e:
+        raise BootstrapError(f"listen tcp {','.join(cfg.listen_peer_urls)}: {e.strerror or e}") from None
+    state.closers.append(transport.stop)
+    zap.info("embed/etcd.go:134", "configuring peer listeners", listen_peer_urls=list(cfg.listen_peer_urls))
+    node = Node(_node_config(cfg, ident), log_store, backend, transport, SystemClock(), node_loop)
+    holder["node"] = node
+
+    def peers_changed(members: list[Member]) -> None:
+        transport.set_peers({m.id: m.peer_urls for m in members if m.id != ident.member_id})
+
+    node.on_members_changed(peers_changed)
+    peers_changed(node.members.sorted_members())
+    zap.info(
+        "etcdserver/server.go:845",
+        "starting etcd server",
+        local_member_id=id_str(ident.member_id),
+        local_server_version=ETCD_VERSION,
+        cluster_id=id_str(ident.cluster_id),
+    )
+    transport.start()
+
+    def check_removed(n: Node) -> None:
+        if n.removed and not state.stop_code:
+            zap.warn("etcdserver/server.go:1160", "the member has been permanently removed from the cluster")
+            request_stop(0)
+
+    node_loop.every_ready(check_removed)
+    node_loop.start(node)
+    state.closers.append(node_loop.stop)
+    facade = RuntimeFacade(
+        node_loop,
+        node,
+        server_version=ETCD_VERSION,
+        request_timeout_s=node.config.effective_request_timeout_s(),
+        leader_client_urls=lambda mid: list(m.client_urls) if (m := node.members.get(mid)) else [],
+    )
+    try:
+        aloop.run_until_complete(_serve_clients(cfg, zap, facade, node, stop_event, aloop))
+    finally:
+        aloop.run_until_complete(facade.close())
+        aloop.close()
+    return state.stop_code
+
+
+async def _serve_clients(  # noqa: PLR0917 - the parts built so far
+    cfg: ServerConfig,
+    zap: ZapLogger,
+    facade: RuntimeFacade,
+    node: Node,
+    stop_event: asyncio.Event,
+    aloop: asyncio.AbstractEventLoop,
+) -> None:
+    for sig, name in ((signal.SIGINT, "interrupt"), (signal.SIGTERM, "terminated")):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            aloop.add_signal_handler(sig, _on_signal, zap, name, stop_event)
+    options = ApiOptions(
+        max_txn_ops=cfg.max_txn_ops,
+        max_request_bytes=cfg.max_request_bytes,
+        election_timeout_s=cfg.election_ms / 1000.0,
+    )
+    server, core, health = build_grpc_server(facade, options)
+    gateways: list[GatewayServer] = []
+    muxes: list[ClientPortMux] = []
+    separate_http = bool(cfg.listen_client_http_urls)
+    try:
+        if separate_http or not cfg.enable_grpc_gateway:
+            for url in cfg.listen_client_urls:
+                host, port = host_port(url)
+                server.add_insecure_port(_grpc_address(host, port))
+        else:
+            grpc_port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        if not separate_http and cfg.enable_grpc_gateway:
+            for url in cfg.listen_client_urls:
+                host, port = host_port(url)
+                gw = GatewayServer(core)
+                gateways.append(gw)
+                mux = ClientPortMux(gw, ("127.0.0.1", grpc_port))
+                await mux.listen(host, port)
+                muxes.append(mux)
+        for url in cfg.listen_client_http_urls:
+            host, port = host_port(url)
+            gw = GatewayServer(core)
+            gateways.append(gw)
+            await gw.listen(host, port)
+        for url in cfg.listen_metrics_urls:
+            host, port = host_port(url)
+            gw = GatewayServer(core)
+            gateways.append(gw)
+            await gw.listen(host, port)
+        for url in cfg.listen_client_urls:
+            zap.warn(
+                "embed/serve.go:210",
+                "serving client traffic insecurely; this is strongly discouraged!",
+                address=url.split("://", 1)[-1],
+            )
+        ready_task = asyncio.ensure_future(_announce_ready(zap, node, health))
+        await stop_event.wait()
+        ready_task.cancel()
+    finally:
+        health.set_serving(False)
+        zap.info("embed/etcd.go:370", "closing etcd server", name=cfg.name, data_dir=cfg.data_dir)
+        for mux in muxes:
+            with contextlib.suppress(Exception):
+                await mux.close()
+        for gw in gateways:
+            with contextlib.suppress(Exception):
+                await gw.close()
+        await server.stop(0.5)
+
+
+async def _announce_ready(zap: ZapLogger, node: Node, health: Any) -> None:
+    # etcd announces readiness once the member has published itself through raft.
+    while True:
+        me = node.members.get(node.member_id)
+        if node.leader_id and me is not None and me.client_urls:
+            break
+        await asyncio.sleep(0.05)
+    health.set_serving(True)
+    zap.info("embed/serve.go:103", "ready to serve client requests")
+
+
+def _on_signal(zap: ZapLogger, name: str, stop_event: asyncio.Event) -> None:
+    zap.info("osutil/interrupt_unix.go:64", "received signal; shutting down", signal=name)
+    stop_event.set()
+
+
+def _grpc_address(host: str, port: int) -> str:
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    with contextlib.suppress(OSError):
+        socket.inet_pton(socket.AF_INET6, host)
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"

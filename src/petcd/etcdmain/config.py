@@ -702,7 +702,10 @@ def validate(parsed: ParsedArgs) -> ServerConfig:
     if state == "new":
         _check_advertise_matches_cluster(name, apurls, initial)
     data_dir: str = v["data-dir"] or f"{name}.etcd"
-    outputs = tuple(v["log-outputs"]) or ("default",)
+    raw_outputs = v["log-outputs"]
+    if isinstance(raw_outputs, str):
+        raw_outputs = [o for o in raw_outputs.split(",") if o]
+    outputs = tuple(raw_outputs) or ("default",)
     return ServerConfig(
         name=name,
         data_dir=data_dir,

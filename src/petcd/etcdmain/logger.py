@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import sys
 import threading
 from collections.abc import Sequence
@@ -135,7 +136,8 @@ class _Handler(logging.Handler):
         extra: dict[str, object] = dict(fields) if isinstance(fields, dict) else {}
         if record.exc_info and record.exc_info[1] is not None:
             extra["error"] = record.exc_info[1]
-        caller = f"{record.module}/{record.filename}:{record.lineno}"
+        parent = os.path.basename(os.path.dirname(record.pathname))
+        caller = f"{parent}/{record.filename}:{record.lineno}"
         self._zap.log(level, caller, record.getMessage(), **extra)
 
 

@@ -1,0 +1,359 @@
+"""The EtcdFacade implementation: the event loop's side of a member (ring C).
+
+Each facade method turns a client request into work for the node thread (petcd.runtime.node_loop)
+and awaits the concurrent Future that comes back, wrapped for asyncio:
+* writes (put, delete, txn, compact, lease grant/revoke, alarm changes, member changes, move
+  leader) and linearizable reads become `loop.request(...)`: a request ID whose result the Node
+  resolves after apply (or after the read index is applied);
+* local answers (member list, lease listing, lease renew on the leader, status, alarm list)
+  are `loop.submit(...)`;
+* serializable range, hash, hash_kv and defragment use only backend transactions, which the Node
+  allows from any thread: they run in a worker thread, off both the node thread and the loop.
+
+Leader-only lease calls (keep-alive, time-to-live) on a follower are forwarded to the leader's
+client URL over gRPC, as etcd forwards them over its peer HTTP API.
+
+Watches: a `RuntimeWatchStream` owns one mvcc WatchStream, created and controlled on the node
+thread; its bounded response queue is the one thing shared with the loop. The stream's `on_ready`
+(called on the node thread when responses are queued) sets an asyncio.Event through
+call_soon_threadsafe; `responses()` drains the queue, converts to etcdserverpb.WatchResponse and,
+after draining, nudges the node thread to retry parked (victim) watchers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Future
+from typing import IO, Any, TypeVar
+
+import grpc
+
+from petcd.errors import EtcdError
+from petcd.pb.etcdserverpb import rpc_pb2 as pb
+from petcd.pb.etcdserverpb import rpc_pb2_grpc as pb_grpc
+from petcd.pb.mvccpb import kv_pb2
+from petcd.runtime.node_loop import NodeLoop
+from petcd.server.errors import NotLeader, Timeout
+from petcd.server.node import Node
+
+T = TypeVar("T")
+
+
+class NoLeader(EtcdError):
+    message = "etcdserver: no leader"
+
+
+async def _await(fut: Future[T], timeout_s: float) -> T:
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout_s)
+    except TimeoutError:
+        raise Timeout() from None
+
+
+class _SpooledSnapshot:
+    """A consistent copy of the backend in a temporary file (size known before streaming)."""
+
+    def __init__(self, f: IO[bytes], size: int) -> None:
+        self._f = f
+        self.size = size
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            while True:
+                chunk = await asyncio.to_thread(self._f.read, 1 << 20)
+                if not chunk:
+                    return
+                yield chunk
+        finally:
+            self._f.close()
+
+
+def _spool(stream: Iterator[bytes]) -> _SpooledSnapshot:
+    f = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _SpooledSnapshot.chunks
+    size = 0
+    for chunk in stream:
+        f.write(chunk)
+        size += len(chunk)
+    f.seek(0)
+    return _SpooledSnapshot(f, size)
+
+
+def _pb_event(ev: Any) -> kv_pb2.Event:
+    out = kv_pb2.Event(type=ev.type, kv=ev.kv)
+    if ev.prev_kv is not None:
+        out.prev_kv.CopyFrom(ev.prev_kv)
+    return out
+
+
+class RuntimeWatchStream:
+    """One client watch stream over an mvcc WatchStream owned by the node thread."""
+
+    def __init__(self, facade: RuntimeFacade) -> None:
+        self._facade = facade
+        self._aloop = asyncio.get_running_loop()
+        self._ready = asyncio.Event()
+        # The mvcc WatchStream (owned by the node thread; its queue is thread-safe).
+        self._stream: Any = None
+        self._closed = False
+
+    def _on_ready(self) -> None:
+        with contextlib.suppress(RuntimeError):  # the event loop is closing
+            self._aloop.call_soon_threadsafe(self._ready.set)
+
+    async def _ensure(self) -> Any:
+        if self._stream is None:
+            self._stream = await self._facade.call(lambda n: n.watchable.new_watch_stream(self._on_ready))
+        return self._stream
+
+    async def create(self, req: pb.WatchCreateRequest) -> int:
+        stream = await self._ensure()
+
+        def watch(_n: Node) -> int:
+            watch_id: int = stream.watch(
+                bytes(req.key),
+                bytes(req.range_end),
+                int(req.start_revision),
+                int(req.watch_id),
+                filters=list(req.filters),
+                prev_kv=bool(req.prev_kv),
+                fragment=False,
+                progress_notify=bool(req.progress_notify),
+            )
+            return watch_id
+
+        return await self._facade.call(watch)
+
+    async def cancel(self, watch_id: int) -> bool:
+        stream = await self._ensure()
+
+        def cancel(_n: Node) -> bool:
+            try:
+                stream.cancel(watch_id)
+            except EtcdError:
+                return False
+            return True
+
+        return await self._facade.call(cancel)
+
+    async def request_progress(self) -> None:
+        stream = await self._ensure()
+        await self._facade.call(lambda _n: stream.request_progress_all())
+
+    def _convert(self, r: Any) -> pb.WatchResponse:
+        header = self._facade.header()
+        header.revision = r.revision
+        out = pb.WatchResponse(
+            header=header,
+            watch_id=r.watch_id,
+            compact_revision=r.compact_revision,
+            canceled=r.canceled,
+            cancel_reason=r.cancel_reason,
+            fragment=r.fragment,
+        )
+        out.events.extend(_pb_event(ev) for ev in r.events)
+        return out
+
+    async def responses(self) -> AsyncIterator[pb.WatchResponse]:
+        stream = await self._ensure()
+        while True:
+            batch = stream.drain()
+            if batch:
+                for r in batch:
+                    yield self._convert(r)
+                self._facade.loop.post(_sync_victims)
+                continue
+            if self._closed:
+                return
+            self._ready.clear()
+            if len(stream) == 0 and not self._closed:
+                await self._ready.wait()
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        stream = self._stream
+        if stream is not None:
+            with contextlib.suppress(EtcdError):
+                await self._facade.call(lambda _n: stream.close())
+        self._ready.set()
+
+
+def _sync_victims(node: Node) -> None:
+    if node.watchable.has_victims:
+        node.watchable.sync_victims()
+
+
+class RuntimeFacade:
+    """EtcdFacade over a Node driven by a NodeLoop (see the module docstring)."""
+
+    def __init__(
+        self,
+        loop: NodeLoop,
+        node: Node,
+        *,
+        server_version: str,
+        request_timeout_s: float,
+        leader_client_urls: Callable[[int], list[str]] | None = None,
+    ) -> None:
+        self.loop = loop
+        self.node = node
+        self.server_version = server_version
+        self.request_timeout_s = request_timeout_s
+        self._leader_client_urls = leader_client_urls or (lambda _id: [])
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    async def call(self, fn: Callable[[Node], T]) -> T:
+        return await _await(self.loop.submit(fn), self.request_timeout_s)
+
+    async def req(self, fn: Callable[[Node], int]) -> Any:
+        return await _await(self.loop.request(fn), self.request_timeout_s + 1.0)
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()
+
+    # --- header and state -------------------------------------------------------------------
+
+    def header(self) -> pb.ResponseHeader:
+        return self.node.header()
+
+    def leader_id(self) -> int:
+        return self.node.leader_id
+
+    def is_learner(self) -> bool:
+        return self.node.is_learner
+
+    def version_info(self) -> tuple[str, str]:
+        cv = self.node.members.cluster_version
+        return self.server_version, (cv if cv else "not_decided")
+
+    # --- KV ---------------------------------------------------------------------------------
+
+    async def range(self, req: pb.RangeRequest) -> pb.RangeResponse:
+        if req.serializable:
+            return await asyncio.to_thread(self.node.range, req)
+        resp: pb.RangeResponse = await self.req(lambda n: n.linearizable_range(req))
+        return resp
+
+    async def put(self, req: pb.PutRequest) -> pb.PutResponse:
+        resp: pb.PutResponse = await self.req(lambda n: n.put(req))
+        return resp
+
+    async def delete_range(self, req: pb.DeleteRangeRequest) -> pb.DeleteRangeResponse:
+        resp: pb.DeleteRangeResponse = await self.req(lambda n: n.delete_range(req))
+        return resp
+
+    async def txn(self, req: pb.TxnRequest) -> pb.TxnResponse:
+        resp: pb.TxnResponse = await self.req(lambda n: n.txn(req))
+        return resp
+
+    async def compact(self, req: pb.CompactionRequest) -> pb.CompactionResponse:
+        resp: pb.CompactionResponse = await self.req(lambda n: n.compact(req))
+        return resp
+
+    # --- watch ------------------------------------------------------------------------------
+
+    def open_watch_stream(self) -> RuntimeWatchStream:
+        return RuntimeWatchStream(self)
+
+    # --- lease ------------------------------------------------------------------------------
+
+    async def lease_grant(self, req: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
+        resp: pb.LeaseGrantResponse = await self.req(lambda n: n.lease_grant(req))
+        return resp
+
+    async def lease_revoke(self, req: pb.LeaseRevokeRequest) -> pb.LeaseRevokeResponse:
+        resp: pb.LeaseRevokeResponse = await self.req(lambda n: n.lease_revoke(req))
+        return resp
+
+    async def lease_keep_alive(self, req: pb.LeaseKeepAliveRequest) -> pb.LeaseKeepAliveResponse:
+        try:
+            return await self.call(lambda n: n.lease_renew(req.ID))
+        except NotLeader as e:
+            stub = self._leader_stub(e.leader)
+            call = stub.LeaseKeepAlive(iter([req]), timeout=self.request_timeout_s)
+            async for resp in call:
+                call.cancel()
+                return resp  # type: ignore[no-any-return]
+            raise NoLeader() from None
+
+    async def lease_time_to_live(self, req: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
+        try:
+            return await self.call(lambda n: n.lease_time_to_live(req))
+        except NotLeader as e:
+            stub = self._leader_stub(e.leader)
+            resp: pb.LeaseTimeToLiveResponse = await stub.LeaseTimeToLive(req, timeout=self.request_timeout_s)
+            return resp
+
+    async def lease_leases(self, req: pb.LeaseLeasesRequest) -> pb.LeaseLeasesResponse:
+        return await self.call(lambda n: n.lease_leases())
+
+    def _leader_stub(self, leader: int) -> pb_grpc.LeaseStub:
+        urls = self._leader_client_urls(leader) if leader else []
+        if not urls:
+            raise NoLeader()
+        target = urls[0].split("://", 1)[-1]
+        ch = self._channels.get(target)
+        if ch is None:
+            ch = grpc.aio.insecure_channel(target)
+            self._channels[target] = ch
+        return pb_grpc.LeaseStub(ch)
+
+    # --- cluster ----------------------------------------------------------------------------
+
+    async def member_add(self, req: pb.MemberAddRequest) -> pb.MemberAddResponse:
+        resp: pb.MemberAddResponse = await self.req(lambda n: n.member_add(list(req.peerURLs), req.isLearner))
+        return resp
+
+    async def member_remove(self, req: pb.MemberRemoveRequest) -> pb.MemberRemoveResponse:
+        resp: pb.MemberRemoveResponse = await self.req(lambda n: n.member_remove(req.ID))
+        return resp
+
+    async def member_update(self, req: pb.MemberUpdateRequest) -> pb.MemberUpdateResponse:
+        resp: pb.MemberUpdateResponse = await self.req(lambda n: n.member_update(req.ID, list(req.peerURLs)))
+        return resp
+
+    async def member_list(self, req: pb.MemberListRequest) -> pb.MemberListResponse:
+        return await self.call(lambda n: n.member_list())
+
+    async def member_promote(self, req: pb.MemberPromoteRequest) -> pb.MemberPromoteResponse:
+        resp: pb.MemberPromoteResponse = await self.req(lambda n: n.member_promote(req.ID))
+        return resp
+
+    # --- maintenance ------------------------------------------------------------------------
+
+    async def alarm(self, req: pb.AlarmRequest) -> pb.AlarmResponse:
+        if req.action == pb.AlarmRequest.GET:
+            alarms = await self.call(lambda n: n.alarm_list())
+            return pb.AlarmResponse(header=self.header(), alarms=alarms)
+        resp: pb.AlarmResponse = await self.req(lambda n: n.alarm(req))
+        return resp
+
+    async def status(self, req: pb.StatusRequest) -> pb.StatusResponse:
+        resp = await self.call(lambda n: n.status())
+        resp.version = self.server_version
+        return resp
+
+    async def defragment(self, req: pb.DefragmentRequest) -> pb.DefragmentResponse:
+        return await asyncio.to_thread(self.node.defragment)
+
+    async def hash(self, req: pb.HashRequest) -> pb.HashResponse:
+        return await asyncio.to_thread(self.node.hash)
+
+    async def hash_kv(self, req: pb.HashKVRequest) -> pb.HashKVResponse:
+        return await asyncio.to_thread(self.node.hash_kv, req.revision)
+
+    async def snapshot(self) -> _SpooledSnapshot:
+        stream = await asyncio.to_thread(self.node.snapshot_stream)
+        return await asyncio.to_thread(_spool, stream)
+
+    async def move_leader(self, req: pb.MoveLeaderRequest) -> pb.MoveLeaderResponse:
+        resp: pb.MoveLeaderResponse = await self.req(lambda n: n.move_leader(req.targetID))
+        return resp
