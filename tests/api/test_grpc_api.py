@@ -424,3 +424,10 @@ def test_keep_alive_requiring_a_leader_ends_without_one(served: Served, channel:
     served.call(lambda: setattr(served.facade, "leader", 0))
     assert rpc_error(lambda: next(call)) == (grpc.StatusCode.UNAVAILABLE, "etcdserver: no leader")
     sent.set()
+
+
+def test_campaign_without_a_lease_gets_a_session_lease(served: Served, channel: grpc.Channel) -> None:
+    resp = erpc.ElectionStub(channel).Campaign(epb.CampaignRequest(name=b"nolease", value=b"v"))
+    assert resp.leader.lease != 0
+    ttl = rpc.LeaseStub(channel).LeaseTimeToLive(pb.LeaseTimeToLiveRequest(ID=resp.leader.lease, keys=True))
+    assert ttl.grantedTTL == 60 and list(ttl.keys) == [resp.leader.key]

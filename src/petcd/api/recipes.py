@@ -99,7 +99,16 @@ class Recipes:
 
     # -- election ------------------------------------------------------------------------------------
 
+    async def _session_lease(self, lease: int) -> int:
+        """etcd's concurrency.NewSession: no lease given (0) means a fresh one of DEFAULT_SESSION_TTL."""
+        if lease != 0:
+            return lease
+        grant = await self.facade.lease_grant(pb.LeaseGrantRequest(TTL=DEFAULT_SESSION_TTL))
+        return grant.ID
+
     async def campaign(self, req: epb.CampaignRequest) -> epb.CampaignResponse:
+        lease = await self._session_lease(req.lease)
+        req = epb.CampaignRequest(name=req.name, lease=lease, value=req.value)
         prefix = req.name + b"/"
         key = candidate_key(prefix, req.lease)
         txn = pb.TxnRequest(
@@ -212,10 +221,7 @@ class Recipes:
     # -- lock ----------------------------------------------------------------------------------------
 
     async def lock(self, req: lpb.LockRequest) -> lpb.LockResponse:
-        lease = req.lease
-        if lease == 0:
-            grant = await self.facade.lease_grant(pb.LeaseGrantRequest(TTL=DEFAULT_SESSION_TTL))
-            lease = grant.ID
+        lease = await self._session_lease(req.lease)
         prefix = req.name + b"/"
         key = candidate_key(prefix, lease)
         get_owner = pb.RequestOp(request_range=_first_create(prefix))
