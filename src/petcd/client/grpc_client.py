@@ -114,8 +114,12 @@ class GrpcClient:
         creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
         return grpc.secure_channel(ep.grpc_target, creds, options=options)
 
-    def _metadata(self) -> list[tuple[str, str]] | None:
-        return [("token", self.token)] if self.token else None
+    def _metadata(self, require_leader: bool = False) -> list[tuple[str, str]] | None:
+        md = [("token", self.token)] if self.token else []
+        if require_leader:
+            # clientv3.WithRequireLeader: the server ends the stream when it loses its leader
+            md.append(("hasleader", "true"))
+        return md or None
 
     def _method_path(self, method: str) -> str:
         rpc = RPCS[method]
@@ -181,7 +185,13 @@ class GrpcClient:
                 return ch
         raise DeadlineExceeded()
 
-    def stream(self, method: str, requests: Iterable[Message], timeout_s: float | None = None) -> StreamCall:
+    def stream(
+        self,
+        method: str,
+        requests: Iterable[Message],
+        timeout_s: float | None = None,
+        require_leader: bool = True,
+    ) -> StreamCall:
         """A bidirectional stream (Watch, LeaseKeepAlive) on the first endpoint that is up."""
         resp_cls = message_class(method, "response")
         call = self._ready_channel().stream_stream(
@@ -189,7 +199,7 @@ class GrpcClient:
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=resp_cls.FromString,
         )
-        return StreamCall(call(iter(requests), timeout=timeout_s, metadata=self._metadata()))
+        return StreamCall(call(iter(requests), timeout=timeout_s, metadata=self._metadata(require_leader)))
 
     def server_stream(self, method: str, request: Message, timeout_s: float | None = None) -> StreamCall:
         """A server stream (Snapshot, Observe) on the first endpoint that is up."""
