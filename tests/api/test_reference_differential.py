@@ -260,3 +260,30 @@ def test_duplicate_key_detection_matches_reference(reference: grpc.Channel, ours
         assert outcome(ours, rpc.KVStub, "Txn", req) == want, req
         seen.add(want)
     assert len(seen) == 2  # both accepted and refused txns were generated
+
+
+def _election_story(channel: grpc.Channel, lease_id: int) -> list[Any]:
+    el = erpc.ElectionStub(channel)
+    rpc.LeaseStub(channel).LeaseGrant(pb.LeaseGrantRequest(ID=lease_id, TTL=60))
+    story: list[Any] = []
+    camp = el.Campaign(epb.CampaignRequest(name=b"story", lease=lease_id, value=b"first"))
+    story.append((camp.leader.name, camp.leader.key, camp.leader.lease))
+    leader = el.Leader(epb.LeaderRequest(name=b"story")).kv
+    story.append((leader.key, leader.value, leader.version, leader.lease))
+    el.Proclaim(epb.ProclaimRequest(leader=camp.leader, value=b"second"))
+    leader = el.Leader(epb.LeaderRequest(name=b"story")).kv
+    story.append((leader.value, leader.version))
+    # campaigning again with the same lease resumes the same key and proclaims the new value
+    again = el.Campaign(epb.CampaignRequest(name=b"story", lease=lease_id, value=b"third"))
+    story.append((again.leader.key, again.leader.rev == camp.leader.rev))
+    story.append(el.Leader(epb.LeaderRequest(name=b"story")).kv.value)
+    el.Resign(epb.ResignRequest(leader=camp.leader))
+    story.append(outcome(channel, erpc.ElectionStub, "Leader", epb.LeaderRequest(name=b"story")))
+    story.append(
+        outcome(channel, erpc.ElectionStub, "Proclaim", epb.ProclaimRequest(leader=camp.leader, value=b"x"))
+    )
+    return story
+
+
+def test_election_story_matches_reference(reference: grpc.Channel, ours: grpc.Channel) -> None:
+    assert _election_story(ours, 0x7E57) == _election_story(reference, 0x7E57)
