@@ -12,7 +12,8 @@ is served by:
   service until auth lands, and Maintenance.Downgrade (etcd 3.4 has no such RPC).
 
 Every `EtcdError` becomes the status from petcd.api.errors; the interceptor checks of `ApiCore.guard`
-run first for every call.
+run first for every call, and a stream whose client sent `hasleader` metadata is ended with "etcdserver:
+no leader" once MAX_NO_LEADER_COUNT election timeouts pass without a leader (etcd's monitorLeader).
 """
 
 from __future__ import annotations
@@ -63,8 +64,9 @@ async def _abort(context: Any, err: EtcdError) -> None:
     await context.abort(code, message)
 
 
-def _metadata(context: Any) -> list[tuple[str, Any]]:
-    return [(k, v) for k, v in (context.invocation_metadata() or ())]
+def _metadata(context: Any) -> Any:
+    # grpc.aio gives (key, value) pairs; used as they come (this runs on every call)
+    return context.invocation_metadata() or ()
 
 
 def storage_version(server_version: str, cluster_version: str) -> str:
