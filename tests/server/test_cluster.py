@@ -411,3 +411,21 @@ def test_membership_changes_while_writes_run() -> None:
         for key, rev in acked:
             kv = nd.kv.kv_at(key, rev)
             assert kv is not None and kv.mod_revision == rev
+
+
+def test_corrupt_alarm_refuses_writes_and_nospace_refuses_lease_grants() -> None:
+    from petcd.server.errors import Corrupt
+
+    c = Cluster(("n1",))
+    leader = c.elect()
+    me = leader.member_id
+    c.ok(leader.alarm(rpc.AlarmRequest(action=rpc.AlarmRequest.ACTIVATE, memberID=me, alarm=rpc.CORRUPT)))
+    assert isinstance(c.wait(leader.put(rpc.PutRequest(key=b"a", value=b"x"))), Corrupt)
+    c.ok(leader.alarm(rpc.AlarmRequest(action=rpc.AlarmRequest.DEACTIVATE, memberID=me, alarm=rpc.CORRUPT)))
+    put(c, b"a")
+    c.ok(leader.alarm(rpc.AlarmRequest(action=rpc.AlarmRequest.ACTIVATE, memberID=me, alarm=rpc.NOSPACE)))
+    with pytest.raises(NoSpace):
+        leader.lease_grant(rpc.LeaseGrantRequest(TTL=10))
+    # deletes still go through under NOSPACE
+    d = c.ok(leader.delete_range(rpc.DeleteRangeRequest(key=b"a")))
+    assert isinstance(d, rpc.DeleteRangeResponse) and d.deleted == 1

@@ -146,3 +146,9 @@ class UnknownMethod(ServerError):
     """InvalidArgument: an InternalRaftRequest this server cannot apply (e.g. auth, not yet)."""
 
     message = "etcdserver: unknown method"
+
+
+class Corrupt(ServerError):
+    """DataLoss: a CORRUPT alarm is raised; writes are refused until it is disarmed."""
+
+    message = "etcdserver: corrupt cluster"

@@ -84,6 +84,7 @@ import struct
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from petcd.backend import Backend, WriteTxn, put_consistent_index, read_consistent_index
 from petcd.errors import EtcdError, NoSpace
@@ -118,6 +119,7 @@ from petcd.raft.types import (
 )
 from petcd.server.errors import (
     BadLeaderTransferee,
+    Corrupt,
     LearnerNotReady,
     MemberBadUrls,
     MemberNotEnoughStarted,
@@ -156,6 +158,19 @@ REQUEST_OVERHEAD_BYTES = 1024
 
 _CTX = struct.Struct(">Q")
 _DEFERRED = object()  # an applied request whose result comes later
+LEASE_OVERHEAD_BYTES = 64  # etcd's quota estimate of a lease
+# What etcd's corrupt applier refuses while a CORRUPT alarm is raised.
+_REFUSED_WHEN_CORRUPT: tuple[
+    Literal["range", "put", "delete_range", "txn", "compaction", "lease_grant", "lease_revoke"], ...
+] = (
+    "range",
+    "put",
+    "delete_range",
+    "txn",
+    "compaction",
+    "lease_grant",
+    "lease_revoke",
+)
 
 log = logging.getLogger("petcd.server")
 
@@ -443,6 +458,10 @@ class Node:
         return self.raw.raft.raft_log.committed
 
     @property
+    def _corrupt(self) -> bool:
+        return any(a.alarm == rpc.CORRUPT for a in self.alarms)
+
+    @property
     def recovered(self) -> bool:
         """Whether everything committed before this start is applied again. A backend that lost
         its unsynced commits in a crash is behind until then: serve clients only afterwards, so
@@ -564,8 +583,10 @@ class Node:
             self._check_quota(put_cost(req.put))
         elif req.HasField("txn"):
             self._check_quota(txn_cost(req.txn))
-        elif req.HasField("lease_grant") and req.lease_grant.ID == 0:
-            req.lease_grant.ID = self._lease_ids.next()
+        elif req.HasField("lease_grant"):
+            self._check_quota(LEASE_OVERHEAD_BYTES)
+            if req.lease_grant.ID == 0:
+                req.lease_grant.ID = self._lease_ids.next()
         return self._enqueue(req)
 
     def _check_quota(self, cost: int) -> None:
@@ -1048,6 +1069,8 @@ class Node:
                 results.append(got)
 
     def _apply_request(self, req: ri.InternalRaftRequest, w: StoreWrite) -> object:
+        if self._corrupt and any(req.HasField(f) for f in _REFUSED_WHEN_CORRUPT):
+            raise Corrupt()
         if req.HasField("put"):
             r = w.put(req.put)
             return put_response(r, self.header(r.revision))
@@ -1069,6 +1092,8 @@ class Node:
                 return _DEFERRED
             return resp
         if req.HasField("lease_grant"):
+            if w.nospace:
+                raise NoSpace()  # etcd's capped applier
             lease = self.lessor.grant(req.lease_grant.ID, req.lease_grant.TTL)
             return rpc.LeaseGrantResponse(header=self.header(w.rev), ID=lease.id, TTL=lease.ttl)
         if req.HasField("lease_revoke"):
