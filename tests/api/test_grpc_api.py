@@ -431,3 +431,29 @@ def test_campaign_without_a_lease_gets_a_session_lease(served: Served, channel: 
     assert resp.leader.lease != 0
     ttl = rpc.LeaseStub(channel).LeaseTimeToLive(pb.LeaseTimeToLiveRequest(ID=resp.leader.lease, keys=True))
     assert ttl.grantedTTL == 60 and list(ttl.keys) == [resp.leader.key]
+
+
+@pytest.mark.parametrize("reuse_port", [False, True])
+def test_a_taken_port_is_refused_unless_shared_on_purpose(reuse_port: bool) -> None:
+    import asyncio
+
+    from fake_facade import FakeFacade
+
+    from petcd.api.server import build_grpc_server
+
+    async def bind_twice() -> bool:
+        first, _, _ = build_grpc_server(FakeFacade(), reuse_port=reuse_port)
+        second, _, _ = build_grpc_server(FakeFacade(), reuse_port=reuse_port)
+        try:
+            port = first.add_insecure_port("127.0.0.1:0")
+            await first.start()
+            try:
+                second.add_insecure_port(f"127.0.0.1:{port}")
+            except RuntimeError:
+                return False
+            return True
+        finally:
+            await first.stop(0)
+            await second.stop(0)
+
+    assert asyncio.run(bind_twice()) == reuse_port

@@ -264,6 +264,7 @@ def build_grpc_server(
     *,
     health: HealthService | None = None,
     extra_options: list[tuple[str, Any]] | None = None,
+    reuse_port: bool = False,
 ) -> tuple[Any, ApiCore, HealthService]:
     """A grpc.aio.Server with every service over `facade`; the caller adds ports and starts it.
 
@@ -273,6 +274,10 @@ def build_grpc_server(
     core = ApiCore(facade, options)
     health = health or HealthService()
     grpc_options: list[tuple[str, Any]] = [
+        # grpcio sets SO_REUSEPORT by default, so a second member on the same port would bind
+        # silently beside the first; etcd fails with "address already in use". Front-end processes
+        # that share a member's port on purpose (DESIGN.md, scaling) pass reuse_port=True.
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.max_receive_message_length", core.options.max_request_bytes + GRPC_OVERHEAD_BYTES),
         ("grpc.max_send_message_length", 2**31 - 1),
         ("grpc.max_concurrent_streams", 2**31 - 1),
