@@ -204,6 +204,9 @@ class NodeConfig:
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
     max_inflight_msgs: int = 512
     seed: int | None = None  # election jitter; default: derived from the member ID
+    # Wall-clock milliseconds at start (the runtime's time.time()): request and lease IDs and
+    # added members' IDs derive from it, as etcd's do. None: the Clock's reading (tests, sim).
+    start_unix_ms: int | None = None
 
     @property
     def election_timeout_s(self) -> float:
@@ -287,7 +290,9 @@ class Node:
         self.removed = False
         self._members_listeners: list[Callable[[list[Member]], None]] = []
 
-        now_ms = int(clock.now_s() * 1000)
+        # Wall time (from the runtime) keeps request IDs unique across restarts, as etcd's are.
+        self._start_clock_s = clock.now_s()
+        now_ms = config.start_unix_ms if config.start_unix_ms is not None else int(self._start_clock_s * 1000)
         self._ids = RequestIdGenerator(config.member_id, now_ms)
         self._lease_ids = LeaseIdGenerator(config.member_id, now_ms)
 
@@ -724,6 +729,11 @@ class Node:
         self._track(rid)
         return rid
 
+    def _unix_s(self) -> int:
+        """Wall-clock seconds now (etcd puts them in the ID of a member added at run time)."""
+        base = (self.config.start_unix_ms or 0) / 1000
+        return int(base + self.clock.now_s() - (self._start_clock_s if base else 0))
+
     def _check_urls(self, peer_urls: Sequence[str]) -> None:
         if not peer_urls or any("://" not in u for u in peer_urls):
             raise MemberBadUrls()
@@ -740,7 +750,7 @@ class Node:
         """MemberAdd; resolves with MemberAddResponse once the change is applied."""
         self._check_urls(peer_urls)
         m = Member(
-            member_id(peer_urls, self.config.cluster_token, int(self.clock.now_s())),
+            member_id(peer_urls, self.config.cluster_token, self._unix_s()),
             tuple(sorted(peer_urls)),
             is_learner=is_learner,
         )
