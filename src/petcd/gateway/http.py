@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -176,9 +177,10 @@ class GatewayServer:
 
     # -- listening -----------------------------------------------------------------------------------
 
-    async def listen(self, host: str, port: int) -> int:
-        """Serve on host:port (0 picks a free port); returns the bound port."""
-        server = await asyncio.start_server(self.handle_connection, host, port)
+    async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+        """Serve on host:port (0 picks a free port), over TLS when `ssl_context` is given (an https
+        client URL); returns the bound port."""
+        server = await asyncio.start_server(self.handle_connection, host, port, ssl=ssl_context)
         self._servers.append(server)
         sock = server.sockets[0]
         bound: int = sock.getsockname()[1]

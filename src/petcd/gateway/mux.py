@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 
 from petcd.gateway.http import GatewayServer
 
@@ -42,8 +43,13 @@ class ClientPortMux:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def listen(self, host: str, port: int) -> int:
-        self._server = await asyncio.start_server(self._accept, host, port)
+    async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+        """Accept on host:port. With `ssl_context` (an https client URL) the mux terminates TLS,
+        offering ALPN "h2" and "http/1.1", and routes the decrypted bytes the same way; the gRPC
+        server then listens in plaintext on its loopback port only."""
+        if ssl_context is not None:
+            ssl_context.set_alpn_protocols(["h2", "http/1.1"])
+        self._server = await asyncio.start_server(self._accept, host, port, ssl=ssl_context)
         bound: int = self._server.sockets[0].getsockname()[1]
         return bound
 
