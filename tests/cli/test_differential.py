@@ -59,6 +59,8 @@ KV_STEPS: list[tuple[list[str], bytes]] = [
     (["put"], b""),
     (["put", "x"], b""),
     (["put", "x", "y", "--lease", "zz"], b""),
+    (["put", "x", "y", "--lease", "0x10"], b""),
+    (["put", "x", "y", "--lease", "8000000000000000"], b""),
     (["get", "foo"], b""),
     (["get", "foo", "-w", "json"], b""),
     (["get", "foo", "-w", "fields"], b""),

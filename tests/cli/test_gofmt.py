@@ -153,3 +153,38 @@ def test_prefix_end() -> None:
 
 def test_argify_quotes() -> None:
     assert argify("put k \"a b\\n\" 'c d'") == ["put", "k", "a b\n", "c d"]
+
+
+@pytest.mark.parametrize(
+    ("text", "base", "signed", "value"),
+    [
+        ("10", 10, True, 10),
+        ("-5", 10, True, -5),
+        ("+7", 10, True, 7),
+        ("ff", 16, True, 255),
+        ("FF", 16, False, 255),
+    ],
+)
+def test_parse_go_int(text: str, base: int, signed: bool, value: int) -> None:
+    from petcd.cli.etcdctl.gofmt import parse_go_int
+
+    assert parse_go_int(text, base, signed) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "base", "signed", "message"),
+    [
+        ("0x10", 16, True, 'strconv.ParseInt: parsing "0x10": invalid syntax'),
+        ("1_0", 10, True, 'strconv.ParseInt: parsing "1_0": invalid syntax'),
+        (" 1", 10, True, 'strconv.ParseInt: parsing " 1": invalid syntax'),
+        ("-1", 16, False, 'strconv.ParseUint: parsing "-1": invalid syntax'),
+        ("8000000000000000", 16, True, 'strconv.ParseInt: parsing "8000000000000000": value out of range'),
+        ("", 10, True, 'strconv.ParseInt: parsing "": invalid syntax'),
+    ],
+)
+def test_parse_go_int_rejects(text: str, base: int, signed: bool, message: str) -> None:
+    from petcd.cli.etcdctl.gofmt import parse_go_int
+
+    with pytest.raises(ValueError) as err:
+        parse_go_int(text, base, signed)
+    assert str(err.value) == message

@@ -12,7 +12,7 @@ import time
 
 from petcd.cli.etcdctl.context import Context
 from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INTERRUPTED, CtlError
-from petcd.cli.etcdctl.gofmt import go_duration, go_quote
+from petcd.cli.etcdctl.gofmt import go_duration, go_quote, parse_go_int
 from petcd.client import Client, ClientError, parse_endpoint
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
@@ -27,16 +27,9 @@ def _member_id(ctx: Context) -> int:
         raise CtlError(EXIT_BAD_ARGS, "member ID is not provided")
     text = ctx.args[0]
     try:
-        value = int(text, 16)
-        if value < 0 or value >= 2**64 or text.strip() != text or "_" in text or text.startswith(("+", "0x")):
-            raise ValueError
-    except ValueError:
-        raise CtlError(
-            EXIT_BAD_ARGS,
-            f"bad member ID arg (strconv.ParseUint: parsing {go_quote(text)}: invalid syntax), "
-            "expecting ID in Hex",
-        ) from None
-    return value
+        return parse_go_int(text, 16, signed=False)
+    except ValueError as err:
+        raise CtlError(EXIT_BAD_ARGS, f"bad member ID arg ({err}), expecting ID in Hex") from None
 
 
 def _peer_urls(ctx: Context) -> list[str]:
@@ -307,11 +300,9 @@ def move_leader(ctx: Context) -> int:
         raise CtlError(EXIT_BAD_ARGS, "move-leader command needs 1 argument")
     text = ctx.args[0]
     try:
-        target = int(text, 16)
-    except ValueError:
-        raise CtlError(
-            EXIT_BAD_ARGS, f"strconv.ParseUint: parsing {go_quote(text)}: invalid syntax"
-        ) from None
+        target = parse_go_int(text, 16, signed=False)
+    except ValueError as err:
+        raise CtlError(EXIT_BAD_ARGS, str(err)) from None
     printer = ctx.printer
     client = ctx.client
     eps = list(ctx.flag("endpoints"))

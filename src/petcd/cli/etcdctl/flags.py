@@ -9,7 +9,7 @@ more start-up time than this whole tool may spend (see benchmarks/etcdctl_startu
 
 from __future__ import annotations
 
-from petcd.cli.etcdctl.gofmt import go_quote, parse_go_duration
+from petcd.cli.etcdctl.gofmt import go_quote, parse_go_duration, parse_go_int
 
 BOOL = "bool"
 STRING = "string"
@@ -61,10 +61,7 @@ def convert(flag: Flag, text: str) -> Any:
             return False
         raise ValueError(f"strconv.ParseBool: parsing {go_quote(text)}: invalid syntax")
     if flag.kind == INT:
-        try:
-            return int(text, 10)
-        except ValueError:
-            raise ValueError(f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax") from None
+        return parse_go_int(text)
     if flag.kind == DURATION:
         return parse_go_duration(text)
     if flag.kind == STRINGS:

@@ -143,6 +143,31 @@ def parse_go_duration(text: str) -> float:
     return sign * total
 
 
+_DIGITS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def parse_go_int(text: str, base: int = 10, signed: bool = True) -> int:
+    """``strconv.ParseInt(text, base, 64)`` / ``ParseUint``: no ``0x`` prefix, no spaces or ``_``.
+
+    Raises ValueError with Go's message (``strconv.ParseInt: parsing "x": invalid syntax``).
+    """
+    func = "ParseInt" if signed else "ParseUint"
+    body = text
+    negative = False
+    if signed and body[:1] in ("+", "-"):
+        negative = body[0] == "-"
+        body = body[1:]
+    allowed = _DIGITS[:base]
+    if not body or any(c.lower() not in allowed for c in body):
+        raise ValueError(f"strconv.{func}: parsing {go_quote(text)}: invalid syntax")
+    value = int(body, base)
+    value = -value if negative else value
+    low, high = (-(2**63), 2**63 - 1) if signed else (0, 2**64 - 1)
+    if not low <= value <= high:
+        raise ValueError(f"strconv.{func}: parsing {go_quote(text)}: value out of range")
+    return value
+
+
 _SI = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
 

@@ -15,7 +15,7 @@ import sys
 from petcd.cli.etcdctl.context import Context
 from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, EXIT_INVALID_INPUT, CtlError
 from petcd.cli.etcdctl.flags import FlagSet, Parsed, UsageError
-from petcd.cli.etcdctl.gofmt import go_quote
+from petcd.cli.etcdctl.gofmt import go_quote, parse_go_int
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
 if TYPE_CHECKING:
@@ -137,15 +137,9 @@ def put_request(flags: dict[str, Any], args: list[str], stdin: Any = None) -> Js
                 raise CtlError(EXIT_BAD_ARGS, usage)
     lease_text = str(flags.get("lease", "0"))
     try:
-        lease = int(lease_text, 16)
-        if lease >= 2**63 or lease < -(2**63) or lease_text.strip() != lease_text or "_" in lease_text:
-            raise ValueError
-    except ValueError:
-        raise CtlError(
-            EXIT_BAD_ARGS,
-            f"bad lease ID (strconv.ParseInt: parsing {go_quote(lease_text)}: invalid syntax), "
-            "expecting ID in Hex",
-        ) from None
+        lease = parse_go_int(lease_text, 16)
+    except ValueError as err:
+        raise CtlError(EXIT_BAD_ARGS, f"bad lease ID ({err}), expecting ID in Hex") from None
     req: JsonDict = {"key": b64(key)}
     if value:
         req["value"] = b64(value)
@@ -206,9 +200,9 @@ def compaction_command(ctx: Context) -> int:
         raise CtlError(EXIT_BAD_ARGS, "compaction command needs 1 argument")
     text = ctx.args[0]
     try:
-        rev = int(text, 10)
-    except ValueError:
-        raise CtlError(EXIT_ERROR, f"strconv.ParseInt: parsing {go_quote(text)}: invalid syntax") from None
+        rev = parse_go_int(text)
+    except ValueError as err:
+        raise CtlError(EXIT_ERROR, str(err)) from None
     req: JsonDict = {"revision": str(rev)}
     if ctx.flag("physical"):
         req["physical"] = True
@@ -314,7 +308,7 @@ def parse_compare(line: str) -> JsonDict:
     if target in fields:
         kind, field = fields[target]
         try:
-            cmp[field] = str(int(val, 10))
+            cmp[field] = str(parse_go_int(val))
         except ValueError:
             raise CtlError(EXIT_INVALID_INPUT, f"invalid txn compare request: {line}") from None
         cmp["target"] = kind
@@ -324,7 +318,7 @@ def parse_compare(line: str) -> JsonDict:
     elif target == "lease":
         cmp["target"] = 4
         try:
-            cmp["lease"] = str(int(val, 16))
+            cmp["lease"] = str(parse_go_int(val, 16))
         except ValueError:
             raise CtlError(EXIT_INVALID_INPUT, f"invalid txn compare request: {line}") from None
     else:

@@ -14,7 +14,7 @@ from typing import Any
 
 from petcd.cli.etcdctl.context import Context
 from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_BAD_CONNECTION, EXIT_ERROR, CtlError
-from petcd.cli.etcdctl.gofmt import go_quote
+from petcd.cli.etcdctl.gofmt import parse_go_int
 from petcd.client import ClientError
 
 JsonDict = dict[str, Any]
@@ -22,21 +22,9 @@ JsonDict = dict[str, Any]
 
 def lease_from_arg(text: str) -> int:
     try:
-        value = int(text, 16)
-        if (
-            not -(2**63) <= value < 2**63
-            or text.strip() != text
-            or "_" in text
-            or text.lower().startswith("0x")
-        ):
-            raise ValueError
-    except ValueError:
-        raise CtlError(
-            EXIT_BAD_ARGS,
-            f"bad lease ID arg (strconv.ParseInt: parsing {go_quote(text)}: invalid syntax), "
-            "expecting ID in Hex",
-        ) from None
-    return value
+        return parse_go_int(text, 16)
+    except ValueError as err:
+        raise CtlError(EXIT_BAD_ARGS, f"bad lease ID arg ({err}), expecting ID in Hex") from None
 
 
 def grant(ctx: Context) -> int:
@@ -44,11 +32,9 @@ def grant(ctx: Context) -> int:
         raise CtlError(EXIT_BAD_ARGS, "lease grant command needs TTL argument")
     text = ctx.args[0]
     try:
-        ttl = int(text, 10)
-    except ValueError:
-        raise CtlError(
-            EXIT_BAD_ARGS, f"bad TTL (strconv.ParseInt: parsing {go_quote(text)}: invalid syntax)"
-        ) from None
+        ttl = parse_go_int(text)
+    except ValueError as err:
+        raise CtlError(EXIT_BAD_ARGS, f"bad TTL ({err})") from None
     printer = ctx.printer
     resp = ctx.call("LeaseGrant", {"TTL": str(ttl)}, fail="failed to grant lease (%s)")
     printer.grant(resp)
