@@ -382,3 +382,16 @@ def test_watch_with_a_chunked_request_stream(served: Served) -> None:
             break
         time.sleep(0.05)
     assert served.call(lambda: len(served.facade.streams)) == 0
+
+
+def test_gateway_on_a_unix_socket(served: Served, tmp_path: Any) -> None:
+    path = str(tmp_path / "client.sock")
+    asyncio.run_coroutine_threadsafe(served.http.listen_unix(path), served.loop).result(5)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(b"GET /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 OK") and data.endswith(b"\r\n\r\nok\n")

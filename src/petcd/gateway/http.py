@@ -186,6 +186,10 @@ class GatewayServer:
         bound: int = sock.getsockname()[1]
         return bound
 
+    async def listen_unix(self, path: str, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Serve on a unix socket (etcd's unix:// and unixs:// client URLs)."""
+        self._servers.append(await asyncio.start_unix_server(self.handle_connection, path, ssl=ssl_context))
+
     async def close(self) -> None:
         for server in self._servers:
             server.close()
