@@ -1,0 +1,269 @@
+"""End to end: real `etcd` (petcd) processes on 127.0.0.1, driven by the reference etcdctl 3.4.23.
+
+Every member runs as `python -m petcd` with free ports and a temporary data dir; every process a
+test starts is stopped by it (SIGTERM, then SIGKILL), and every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+pytestmark = pytest.mark.skipif(not os.path.exists(ETCDCTL), reason="reference etcdctl not installed")
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def wait_for(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+class Member:
+    def __init__(self, name: str, base: Path, client_port: int, peer_port: int) -> None:
+        self.name = name
+        self.data_dir = base / f"{name}.etcd"
+        self.client_url = f"http://127.0.0.1:{client_port}"
+        self.peer_url = f"http://127.0.0.1:{peer_port}"
+        self.log_path = base / f"{name}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def args(self, initial_cluster: str, state: str = "new", extra: tuple[str, ...] = ()) -> list[str]:
+        return [
+            "--name",
+            self.name,
+            "--data-dir",
+            str(self.data_dir),
+            "--listen-client-urls",
+            self.client_url,
+            "--advertise-client-urls",
+            self.client_url,
+            "--listen-peer-urls",
+            self.peer_url,
+            "--initial-advertise-peer-urls",
+            self.peer_url,
+            "--initial-cluster",
+            initial_cluster,
+            "--initial-cluster-state",
+            state,
+            "--initial-cluster-token",
+            "tkn",
+            *extra,
+        ]
+
+    def start(self, initial_cluster: str, state: str = "new") -> None:
+        assert self.proc is None or self.proc.poll() is not None
+        log = self.log_path.open("ab")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "petcd", *self.args(initial_cluster, state)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        log.close()
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def ready_count(self) -> int:
+        return self.log_text().count("ready to serve client requests")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int | None:
+        p = self.proc
+        if p is None:
+            return None
+        if p.poll() is None:
+            p.send_signal(sig)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+        return p.returncode
+
+
+def etcdctl(
+    endpoints: str, *args: str, timeout_s: float = 20.0, check: bool = True, stderr: bool = False
+) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
+    env["ETCDCTL_API"] = "3"
+    out = subprocess.run(
+        [ETCDCTL, "--endpoints", endpoints, "--command-timeout=5s", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=env,
+        check=False,
+    )
+    if check and out.returncode != 0:
+        raise AssertionError(f"etcdctl {' '.join(args)} failed ({out.returncode}): {out.stdout}{out.stderr}")
+    return out.stdout + (out.stderr if stderr else "")
+
+
+@pytest.fixture
+def members(tmp_path: Path) -> Iterator[list[Member]]:
+    started: list[Member] = []
+    yield started
+    for m in started:
+        m.stop()
+    for m in started:
+        if m.proc is not None and m.proc.returncode not in (0, None, -signal.SIGKILL):
+            print(f"--- {m.name} log (exit {m.proc.returncode}) ---\n{m.log_text()[-4000:]}")
+
+
+def make_cluster(tmp_path: Path, members: list[Member], n: int) -> tuple[list[Member], str]:
+    ports = free_ports(2 * n)
+    ms = [Member(f"etcd{i + 1}", tmp_path, ports[2 * i], ports[2 * i + 1]) for i in range(n)]
+    members.extend(ms)
+    initial = ",".join(f"{m.name}={m.peer_url}" for m in ms)
+    return ms, initial
+
+
+def wait_ready(ms: list[Member], count: int = 1) -> None:
+    for m in ms:
+        wait_for(
+            lambda m=m: m.ready_count() >= count or (m.proc is not None and m.proc.poll() is not None),  # type: ignore[misc]
+            READY_TIMEOUT_S,
+            f"{m.name} ready",
+        )
+        assert m.proc is not None and m.proc.poll() is None, f"{m.name} exited:\n{m.log_text()[-3000:]}"
+
+
+def endpoint_status(m: Member) -> dict[str, object]:
+    out = etcdctl(m.client_url, "endpoint", "status", "-w", "json")
+    rows: list[dict[str, object]] = json.loads(out)
+    status = rows[0]["Status"]
+    assert isinstance(status, dict)
+    return status
+
+
+def test_single_member_tutorial(tmp_path: Path, members: list[Member]) -> None:
+    (m,), initial = make_cluster(tmp_path, members, 1)
+    m.start(initial)
+    wait_ready([m])
+    assert etcdctl(m.client_url, "put", "mykey", "this is awesome") == "OK\n"
+    assert etcdctl(m.client_url, "get", "mykey") == "mykey\nthis is awesome\n"
+    log = [json.loads(line) for line in m.log_text().splitlines() if line.startswith("{")]
+    msgs = {rec["msg"] for rec in log}
+    assert {"ready to serve client requests", "published local member to cluster through raft"} <= msgs
+    assert any("became leader at term" in s for s in msgs)
+    assert all({"level", "ts", "caller", "msg"} <= rec.keys() for rec in log)
+    assert m.stop() == 0  # SIGTERM: a clean shutdown
+    assert "received signal; shutting down" in m.log_text()
+
+
+def test_three_member_tutorial_and_leader_failure(tmp_path: Path, members: list[Member]) -> None:
+    ms, initial = make_cluster(tmp_path, members, 3)
+    for m in ms:
+        m.start(initial)
+    wait_ready(ms)
+    endpoints = ",".join(m.client_url for m in ms)
+    listing = etcdctl(ms[0].client_url, "member", "list").splitlines()
+    assert len(listing) == 3
+    for m in ms:
+        (row,) = [r for r in listing if f", {m.name}, " in r]
+        ident, status, name, peer, client, learner = row.split(", ")
+        assert (status, name, peer, client, learner) == ("started", m.name, m.peer_url, m.client_url, "false")
+        int(ident, 16)
+
+    # writes on any member, reads from every member
+    assert etcdctl(ms[1].client_url, "put", "foo", "bar") == "OK\n"
+    for m in ms:
+        assert etcdctl(m.client_url, "get", "foo") == "foo\nbar\n"
+
+    # kill -9 the leader: the others elect a new one and take writes
+    leader_id = endpoint_status(ms[0])["leader"]
+    (leader,) = [m for m in ms if endpoint_status(m)["header"]["member_id"] == leader_id]  # type: ignore[index]
+    leader.stop(signal.SIGKILL)
+    rest = [m for m in ms if m is not leader]
+    t0 = time.monotonic()
+    rest_eps = ",".join(m.client_url for m in rest)
+    wait_for(
+        lambda: (
+            subprocess.run(
+                [ETCDCTL, "--endpoints", rest_eps, "--command-timeout=2s", "put", "after", "failover"],
+                capture_output=True,
+                env={"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")},
+                timeout=10,
+                check=False,
+            ).returncode
+            == 0
+        ),
+        15.0,
+        "a write after the leader died",
+    )
+    assert time.monotonic() - t0 < 15.0
+    new_leader = endpoint_status(rest[0])["leader"]
+    assert new_leader not in (0, leader_id)
+
+    # the old leader restarts and catches up; HashKV agrees on all three
+    leader.start(initial)
+    wait_ready([leader], count=2)
+    wait_for(
+        lambda: (
+            etcdctl(leader.client_url, "get", "after", "--consistency=s", check=False) == "after\nfailover\n"
+        ),
+        15.0,
+        "the restarted member to catch up",
+    )
+    rev = int(endpoint_status(rest[0])["header"]["revision"])  # type: ignore[index]
+
+    def hashes() -> set[int]:
+        out = json.loads(etcdctl(endpoints, "endpoint", "hashkv", "--rev", str(rev), "-w", "json"))
+        return {int(r["HashKV"]["hash"]) for r in out}
+
+    wait_for(lambda: len(hashes()) == 1, 10.0, "HashKV to agree")
+
+
+def test_cluster_restart_keeps_acknowledged_writes(tmp_path: Path, members: list[Member]) -> None:
+    ms, initial = make_cluster(tmp_path, members, 3)
+    for m in ms:
+        m.start(initial)
+    wait_ready(ms)
+    endpoints = ",".join(m.client_url for m in ms)
+    for i in range(20):
+        assert etcdctl(ms[i % 3].client_url, "put", f"k{i:02d}", f"v{i}") == "OK\n"
+    rev_before = int(endpoint_status(ms[0])["header"]["revision"])  # type: ignore[index]
+    # a hard stop of everyone: only what the WAL holds survives
+    for m in ms:
+        m.stop(signal.SIGKILL)
+    for m in ms:
+        m.start(initial)
+    wait_ready(ms, count=2)
+    wait_for(
+        lambda: etcdctl(endpoints, "endpoint", "health", check=False, stderr=True).count("is healthy") == 3,
+        20.0,
+        "the restarted cluster to be healthy",
+    )
+    out = etcdctl(ms[2].client_url, "get", "k", "--prefix").splitlines()
+    assert out == [x for i in range(20) for x in (f"k{i:02d}", f"v{i}")]
+    assert int(endpoint_status(ms[1])["header"]["revision"]) >= rev_before  # type: ignore[index]
