@@ -288,7 +288,7 @@ def test_nospace_alarm_blocks_puts_until_disarmed() -> None:
     got = c.ok(leader.alarm(rpc.AlarmRequest(action=rpc.AlarmRequest.GET)))
     assert isinstance(got, rpc.AlarmResponse)
     assert len(got.alarms) == 1
-    assert leader.status().errors == [f"memberID:{leader.member_id} alarm:NOSPACE"]
+    assert leader.status().errors == [f"memberID:{leader.member_id} alarm:NOSPACE "]
     leader.backend._quota_bytes = 1 << 30  # type: ignore[attr-defined]
     c.ok(
         leader.alarm(
@@ -429,3 +429,19 @@ def test_corrupt_alarm_refuses_writes_and_nospace_refuses_lease_grants() -> None
     # deletes still go through under NOSPACE
     d = c.ok(leader.delete_range(rpc.DeleteRangeRequest(key=b"a")))
     assert isinstance(d, rpc.DeleteRangeResponse) and d.deleted == 1
+
+
+def test_status_reports_raft_state_and_no_leader() -> None:
+    c = Cluster()
+    node = next(iter(c.nodes.values()))
+    assert node.status().errors == ["etcdserver: no leader"]
+    leader = c.elect()
+    put(c, b"a")
+    st = leader.status()
+    assert st.leader == leader.member_id
+    assert st.raftTerm == leader.term
+    assert st.raftIndex == leader.committed_index
+    assert st.raftAppliedIndex == leader.applied_index
+    assert st.errors == []
+    assert st.header.revision == 2
+    assert st.dbSize > 0

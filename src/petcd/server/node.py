@@ -124,6 +124,7 @@ from petcd.server.errors import (
     MemberBadUrls,
     MemberNotEnoughStarted,
     MemberNotFound,
+    NoLeader,
     NotLeader,
     RequestTooLarge,
     Stopped,
@@ -698,7 +699,9 @@ class Node:
             raftIndex=self.committed_index,
             raftTerm=self.term,
             raftAppliedIndex=self.applied_index,
-            errors=[f"memberID:{a.memberID} alarm:{rpc.AlarmType.Name(a.alarm)}" for a in self.alarms],
+            errors=([NoLeader.message] if self.lead == NONE else [])
+            # Go's compact proto text of each AlarmMember (with its trailing space), as etcd sends
+            + [f"memberID:{a.memberID} alarm:{rpc.AlarmType.Name(a.alarm)} " for a in self.alarms],
             isLearner=self.is_learner,
         )
 
