@@ -135,3 +135,45 @@ def test_watch_prints_events(served: Served) -> None:
 def test_lock_runs_the_command_holding_the_lock(served: Served) -> None:
     # etcdctl lock runs a command while holding the lock (v3lock via the client's concurrency package)
     assert out(served, "lock", "mylock", "echo", "held") == "held\n"
+
+
+def test_elect_campaigns_and_a_second_candidate_waits(served: Served) -> None:
+    env = dict(os.environ, ETCDCTL_API="3")
+    cmd = [ETCDCTL, "--endpoints", served.target, "elect", "myelection"]
+    first = subprocess.Popen(
+        [*cmd, "one"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    second = None
+    try:
+        assert first.stdout is not None
+        key = first.stdout.readline()
+        assert key.startswith("myelection/") and first.stdout.readline() == "one\n"
+        second = subprocess.Popen(
+            [*cmd, "two"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
+        time.sleep(0.5)
+        assert (
+            second.poll() is None
+            and out(served, "get", "--prefix", "myelection/", "--keys-only").count("\n") == 4
+        )
+        first.send_signal(signal.SIGINT)  # resigns: the second one leads
+        first.wait(5)
+        assert second.stdout is not None
+        assert second.stdout.readline().startswith("myelection/") and second.stdout.readline() == "two\n"
+    finally:
+        for p in (first, second):
+            if p is not None and p.poll() is None:
+                p.send_signal(signal.SIGINT)
+                try:
+                    p.wait(5)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+
+
+def test_member_add_prints_the_env_block(served: Served) -> None:
+    added = out(served, "member", "add", "m2", "--peer-urls", "http://127.0.0.1:12380")
+    assert added.endswith(
+        'ETCD_NAME="m2"\nETCD_INITIAL_CLUSTER="default=http://localhost:2380,m2=http://127.0.0.1:12380"\n'
+        'ETCD_INITIAL_ADVERTISE_PEER_URLS="http://127.0.0.1:12380"\nETCD_INITIAL_CLUSTER_STATE="existing"\n'
+    )
