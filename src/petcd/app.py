@@ -73,6 +73,9 @@ class Identity:
     cluster_id: int
     initial: tuple[Member, ...] = ()
     restarting: bool = False
+    # A joining member's view of the cluster before its log brings the membership: member ID ->
+    # peer URLs, from the peer it asked.
+    peers: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -119,9 +122,10 @@ def _identity(cfg: ServerConfig, fs: OsFileSystem, wdir: str, zap: ZapLogger) ->
     if not isinstance(info, dict):
         raise BootstrapError("could not retrieve cluster information from the given URLs")
     mine = sorted(cfg.initial_advertise_peer_urls)
-    for m in info.get("members", []):
-        if sorted(m.get("peer_urls", [])) == mine:
-            return Identity(int(m["id"]), int(info["cluster_id"]))
+    peers = {int(m["id"]): tuple(m.get("peer_urls", [])) for m in info.get("members", [])}
+    for mid, urls in peers.items():
+        if sorted(urls) == mine:
+            return Identity(mid, int(info["cluster_id"]), peers=peers)
     raise BootstrapError(
         f"error validating peerURLs: no member of cluster {id_str(int(info.get('cluster_id', 0)))}"
         f" has the peer URLs {','.join(mine)}"
@@ -272,7 +276,8 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
     holder["node"] = node
 
     def peers_changed(members: list[Member]) -> None:
-        transport.set_peers({m.id: m.peer_urls for m in members if m.id != ident.member_id})
+        peers = {m.id: m.peer_urls for m in members} or ident.peers
+        transport.set_peers({mid: urls for mid, urls in peers.items() if mid != ident.member_id})
 
     node.on_members_changed(peers_changed)
     peers_changed(node.members.sorted_members())
