@@ -58,6 +58,7 @@ from petcd.raft.types import (
     HardState,
     Message,
     MessageType,
+    ReadOnlyOption,
     Ready,
     Snapshot,
     SnapshotMetadata,
@@ -334,6 +335,9 @@ class Simulation:
             max_inflight_msgs=k.max_inflight_msgs,
             check_quorum=k.check_quorum,
             pre_vote=k.pre_vote,
+            read_only_option=(
+                ReadOnlyOption.LEASE_BASED if k.lease_reads and k.check_quorum else ReadOnlyOption.SAFE
+            ),
             rand=random.Random(self.rand.getrandbits(64)),
             logger=_RaftLogger(self, node.id),
         )

@@ -52,6 +52,9 @@ class Knobs:
     # Hold a MsgSnap while the node is writing a Ready with committed entries (see cluster.py);
     # off, raft itself must refuse such a snapshot.
     hold_snapshots: bool = False
+    # ReadOnlyOption.LEASE_BASED reads (when check_quorum is on). A lease is only as good as its
+    # clock assumptions: a read violation with this on (and clock_skew) needs judging by hand.
+    lease_reads: bool = False
     keys: int = 4
 
     @classmethod
@@ -90,6 +93,7 @@ class Knobs:
             transfer_rate=rand.choice((0.0, 0.0, 0.005, 0.02)),
             clock_skew=rand.choice((0, 0, 1, 2)),
             hold_snapshots=rand.random() < 0.3,
+            lease_reads=rand.random() < 0.25,
         )
         if k.heartbeat_tick >= k.election_tick:
             k = replace(k, heartbeat_tick=1)
