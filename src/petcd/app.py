@@ -145,6 +145,7 @@ def _node_config(cfg: ServerConfig, ident: Identity) -> NodeConfig:
         tick_s=cfg.heartbeat_ms / 1000.0,
         election_ticks=cfg.election_ticks,
         snapshot_count=cfg.snapshot_count,
+        snapshot_catchup_entries=cfg.snapshot_catchup_entries,
         max_txn_ops=cfg.max_txn_ops,
         max_request_bytes=cfg.max_request_bytes,
         strict_reconfig_check=cfg.strict_reconfig_check,

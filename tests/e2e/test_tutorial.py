@@ -55,6 +55,7 @@ class Member:
         self.peer_url = f"http://127.0.0.1:{peer_port}"
         self.log_path = base / f"{name}.log"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.extra: tuple[str, ...] = ()
 
     def args(self, initial_cluster: str, state: str = "new", extra: tuple[str, ...] = ()) -> list[str]:
         return [
@@ -84,7 +85,7 @@ class Member:
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "petcd", *self.args(initial_cluster, state)],
+            [sys.executable, "-m", "petcd", *self.args(initial_cluster, state, self.extra)],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -386,3 +387,29 @@ def test_data_dir_of_another_cluster_is_refused(tmp_path: Path, members: list[Me
     assert other.proc is not None
     assert other.proc.wait(30) == 1
     assert "belongs to member" in other.log_text()
+
+
+def test_lagging_member_catches_up_from_a_snapshot(tmp_path: Path, members: list[Member]) -> None:
+    ms, initial = make_cluster(tmp_path, members, 3)
+    for m in ms:
+        m.extra = ("--snapshot-count", "20", "--snapshot-catchup-entries", "5")
+        m.start(initial)
+    wait_ready(ms)
+    lagging = ms[2]
+    lagging.stop()
+    for i in range(60):
+        assert etcdctl(ms[i % 2].client_url, "put", f"s{i:02d}", f"v{i}") == "OK\n"
+    lagging.start(initial)
+    wait_ready([lagging], count=2)
+    want = "".join(f"s{i:02d}\nv{i}\n" for i in range(60))
+    wait_for(
+        lambda: etcdctl(lagging.client_url, "get", "s", "--prefix", "--consistency=s", check=False) == want,
+        20.0,
+        "the lagging member to catch up",
+    )
+    log = lagging.log_text()
+    assert "applied incoming snapshot" in log or "applying snapshot" in log
+    rev = int(endpoint_status(ms[0])["header"]["revision"])  # type: ignore[index]
+    endpoints = ",".join(m.client_url for m in ms)
+    out = json.loads(etcdctl(endpoints, "endpoint", "hashkv", "--rev", str(rev), "-w", "json"))
+    assert len({int(r["HashKV"]["hash"]) for r in out}) == 1

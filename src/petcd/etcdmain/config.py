@@ -60,6 +60,18 @@ FLAGS: dict[str, Flag] = {
         Flag("data-dir", "str", "", "Path to the data directory."),
         Flag("wal-dir", "str", "", "Path to the dedicated wal directory."),
         Flag("snapshot-count", "int", 10000, "Number of committed transactions to trigger a snapshot."),
+        Flag(
+            "snapshot-catchup-entries",
+            "int",
+            5000,
+            "Number of entries for a slow follower to catch up after compacting the raft storage entries.",
+        ),
+        Flag(
+            "experimental-snapshot-catchup-entries",
+            "int",
+            5000,
+            "Deprecated: use --snapshot-catchup-entries.",
+        ),
         Flag("heartbeat-interval", "int", 100, "Time (in milliseconds) of a heartbeat interval."),
         Flag("election-timeout", "int", 1000, "Time (in milliseconds) for an election to timeout."),
         Flag("listen-peer-urls", "urls", DEFAULT_PEER_URL, "List of URLs to listen on for peer traffic."),
@@ -279,8 +291,6 @@ UNIMPLEMENTED: dict[str, Any] = {
     "downgrade-check-time": "5s",
     "experimental-bootstrap-defrag-threshold-megabytes": 0,
     "bootstrap-defrag-threshold-megabytes": 0,
-    "experimental-snapshot-catchup-entries": 5000,
-    "snapshot-catchup-entries": 5000,
     "experimental-txn-mode-write-with-shared-buffer": True,
     "experimental-stop-grpc-service-on-defrag": False,
     "experimental-enable-v2v3": "",
@@ -520,6 +530,7 @@ class ServerConfig:
     heartbeat_ms: int
     election_ms: int
     snapshot_count: int
+    snapshot_catchup_entries: int
     max_snapshots: int
     max_wals: int
     quota_backend_bytes: int
@@ -680,7 +691,7 @@ def validate(parsed: ParsedArgs) -> ServerConfig:
     if mode not in ("periodic", "revision"):
         raise ConfigError(f'unknown auto-compaction-mode "{mode}"')
     retention = parse_retention(mode, v["auto-compaction-retention"])
-    for key in ("snapshot-count", "max-txn-ops", "max-request-bytes"):
+    for key in ("snapshot-count", "max-txn-ops", "max-request-bytes", "snapshot-catchup-entries"):
         if v[key] <= 0:
             raise ConfigError(f"--{key} must be >0 (set to {v[key]})")
     for key in ("max-snapshots", "max-wals", "quota-backend-bytes"):
@@ -722,6 +733,11 @@ def validate(parsed: ParsedArgs) -> ServerConfig:
         heartbeat_ms=tick_ms,
         election_ms=election_ms,
         snapshot_count=v["snapshot-count"],
+        snapshot_catchup_entries=(
+            v["snapshot-catchup-entries"]
+            if "snapshot-catchup-entries" in explicit
+            else v["experimental-snapshot-catchup-entries"]
+        ),
         max_snapshots=v["max-snapshots"],
         max_wals=v["max-wals"],
         quota_backend_bytes=v["quota-backend-bytes"],
