@@ -413,3 +413,42 @@ def test_lagging_member_catches_up_from_a_snapshot(tmp_path: Path, members: list
     endpoints = ",".join(m.client_url for m in ms)
     out = json.loads(etcdctl(endpoints, "endpoint", "hashkv", "--rev", str(rev), "-w", "json"))
     assert len({int(r["HashKV"]["hash"]) for r in out}) == 1
+
+
+def test_watch_and_leases_through_followers(tmp_path: Path, members: list[Member]) -> None:
+    ms, initial = make_cluster(tmp_path, members, 3)
+    for m in ms:
+        m.start(initial)
+    wait_ready(ms)
+    leader_id = endpoint_status(ms[0])["leader"]
+    followers = [m for m in ms if endpoint_status(m)["header"]["member_id"] != leader_id]  # type: ignore[index]
+    f1, f2 = followers[0], followers[1]
+
+    env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
+    watch_out = tmp_path / "watch.out"
+    with watch_out.open("wb") as out:
+        watcher = subprocess.Popen(
+            [ETCDCTL, "--endpoints", f1.client_url, "watch", "foo"], stdout=out, env=env
+        )
+    try:
+        time.sleep(1.0)  # the watch is set up before the write
+        assert etcdctl(f2.client_url, "put", "foo", "bar") == "OK\n"
+        wait_for(lambda: watch_out.read_text() == "PUT\nfoo\nbar\n", 10.0, "the watch event")
+    finally:
+        watcher.kill()
+        watcher.wait(10)
+
+    out = etcdctl(f1.client_url, "lease", "grant", "60")
+    lease_id = out.split()[1]
+    assert out == f"lease {lease_id} granted with TTL(60s)\n"
+    assert etcdctl(f2.client_url, "put", "leased", "v", f"--lease={lease_id}") == "OK\n"
+    assert etcdctl(f1.client_url, "lease", "keep-alive", "--once", lease_id) == (
+        f"lease {lease_id} keepalived with TTL(60)\n"
+    )
+    ttl = etcdctl(f2.client_url, "lease", "timetolive", lease_id, "--keys")
+    assert (
+        ttl.startswith(f"lease {lease_id} granted with TTL(60s), remaining(")
+        and "attached keys([leased])" in ttl
+    )
+    assert etcdctl(f1.client_url, "lease", "revoke", lease_id) == f"lease {lease_id} revoked\n"
+    assert etcdctl(f2.client_url, "get", "leased") == ""

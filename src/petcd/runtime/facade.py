@@ -104,9 +104,12 @@ class RuntimeWatchStream:
             self._aloop.call_soon_threadsafe(self._ready.set)
 
     async def _ensure(self) -> Any:
+        # One creation shared by every caller: `create` and `responses` race to be first.
         if self._stream is None:
-            self._stream = await self._facade.call(lambda n: n.watchable.new_watch_stream(self._on_ready))
-        return self._stream
+            self._stream = asyncio.ensure_future(
+                self._facade.call(lambda n: n.watchable.new_watch_stream(self._on_ready))
+            )
+        return await asyncio.shield(self._stream)
 
     async def create(self, req: pb.WatchCreateRequest) -> int:
         stream = await self._ensure()
@@ -175,9 +178,9 @@ class RuntimeWatchStream:
         if self._closed:
             return
         self._closed = True
-        stream = self._stream
-        if stream is not None:
+        if self._stream is not None:
             with contextlib.suppress(EtcdError):
+                stream = await self._ensure()
                 await self._facade.call(lambda _n: stream.close())
         self._ready.set()
 
