@@ -426,9 +426,9 @@ def test_watch_and_leases_through_followers(tmp_path: Path, members: list[Member
 
     env = {"ETCDCTL_API": "3", "PATH": os.environ.get("PATH", "")}
     watch_out = tmp_path / "watch.out"
-    with watch_out.open("wb") as out:
+    with watch_out.open("wb") as sink:
         watcher = subprocess.Popen(
-            [ETCDCTL, "--endpoints", f1.client_url, "watch", "foo"], stdout=out, env=env
+            [ETCDCTL, "--endpoints", f1.client_url, "watch", "foo"], stdout=sink, env=env
         )
     try:
         time.sleep(1.0)  # the watch is set up before the write
