@@ -213,3 +213,9 @@ def test_python_dash_m_petcd_version() -> None:
         [sys.executable, "-m", "petcd", "--version"], capture_output=True, text=True, timeout=60, check=True
     )
     assert out.stdout.startswith("etcd Version: ")
+
+
+def test_unsupported_logger_and_format_refused() -> None:
+    assert "does not implement" in error_of("--log-format", "console")
+    assert "does not implement" in error_of("--logger", "capnslog")
+    cfg_of("--logger", "zap", "--log-format", "json")

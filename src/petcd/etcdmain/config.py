@@ -671,6 +671,12 @@ def validate(parsed: ParsedArgs) -> ServerConfig:
         raise FlagError(
             f'invalid value "{state}" for flag -initial-cluster-state: valid values are: new, existing'
         )
+    for key in ("logger", "log-format"):
+        if v[key] not in FLAGS[key].choices:
+            raise ConfigError(
+                f"--{key}={v[key]}: petcd does not implement it yet"
+                f" (supported: {', '.join(FLAGS[key].choices)})"
+            )
     tick_ms: int = v["heartbeat-interval"]
     election_ms: int = v["election-timeout"]
     if tick_ms <= 0:
