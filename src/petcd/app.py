@@ -48,6 +48,7 @@ from petcd.gateway.http import GatewayServer
 from petcd.gateway.mux import ClientPortMux
 from petcd.ids import cluster_id as derive_cluster_id
 from petcd.ids import id_str
+from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.runtime.facade import RuntimeFacade
 from petcd.runtime.log_store import WalLogStore
 from petcd.runtime.node_loop import NodeLoop, SystemClock
@@ -307,7 +308,7 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
         leader_client_urls=lambda mid: list(m.client_urls) if (m := node.members.get(mid)) else [],
     )
     try:
-        aloop.run_until_complete(_serve_clients(cfg, zap, facade, node, stop_event, aloop))
+        aloop.run_until_complete(_serve_clients(cfg, zap, facade, node, transport, stop_event, aloop))
     finally:
         aloop.run_until_complete(facade.close())
         aloop.close()
@@ -319,6 +320,7 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
     zap: ZapLogger,
     facade: RuntimeFacade,
     node: Node,
+    transport: Transport,
     stop_event: asyncio.Event,
     aloop: asyncio.AbstractEventLoop,
 ) -> None:
@@ -369,6 +371,7 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
         ready_task = asyncio.ensure_future(_announce_ready(zap, node, health))
         await stop_event.wait()
         ready_task.cancel()
+        await _transfer_leadership(zap, facade, node, transport, cfg.election_ms / 1000.0)
     finally:
         health.set_serving(False)
         zap.info("embed/etcd.go:370", "closing etcd server", name=cfg.name, data_dir=cfg.data_dir)
@@ -379,6 +382,37 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
             with contextlib.suppress(Exception):
                 await gw.close()
         await server.stop(0.5)
+
+
+async def _transfer_leadership(
+    zap: ZapLogger, facade: RuntimeFacade, node: Node, transport: Transport, election_s: float
+) -> None:
+    """A leader that stops hands leadership over first (etcd: TransferLeadership on Stop)."""
+    if not node.is_leader:
+        return
+    voters = [m.id for m in node.members.voting_members() if m.id != node.member_id]
+    if not voters:
+        zap.info("etcdserver/server.go:1461", "skipped leadership transfer for single voting member cluster")
+        return
+    # The peer connected longest is the likeliest to be caught up (etcd: longestConnected).
+    since = {v: transport.active_since(v) for v in voters}
+    alive = [v for v in voters if since[v] is not None]
+    if not alive:
+        return
+    target = min(alive, key=lambda v: since[v] or 0.0)
+    zap.info(
+        "etcdserver/server.go:1451",
+        "leadership transfer starting",
+        local_member_id=id_str(node.member_id),
+        transferee=id_str(target),
+    )
+    try:
+        await asyncio.wait_for(
+            facade.move_leader(pb.MoveLeaderRequest(targetID=target)), 2 * election_s + 1.0
+        )
+        zap.info("etcdserver/server.go:1470", "leadership transfer finished", transferee=id_str(target))
+    except (EtcdError, TimeoutError) as e:
+        zap.warn("etcdserver/server.go:1466", "leadership transfer failed", error=str(e))
 
 
 async def _announce_ready(zap: ZapLogger, node: Node, health: Any) -> None:

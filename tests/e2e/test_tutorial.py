@@ -254,7 +254,12 @@ def test_cluster_restart_keeps_acknowledged_writes(tmp_path: Path, members: list
     for i in range(20):
         assert etcdctl(ms[i % 3].client_url, "put", f"k{i:02d}", f"v{i}") == "OK\n"
     rev_before = int(endpoint_status(ms[0])["header"]["revision"])  # type: ignore[index]
-    # a hard stop of everyone: only what the WAL holds survives
+    # the leader stops cleanly and hands leadership over first; then a hard stop of the others:
+    # only what the WAL holds survives
+    leader_id = endpoint_status(ms[0])["leader"]
+    (leader,) = [m for m in ms if endpoint_status(m)["header"]["member_id"] == leader_id]  # type: ignore[index]
+    assert leader.stop() == 0
+    assert "leadership transfer finished" in leader.log_text()
     for m in ms:
         m.stop(signal.SIGKILL)
     for m in ms:
