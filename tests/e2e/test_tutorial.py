@@ -457,3 +457,40 @@ def test_watch_and_leases_through_followers(tmp_path: Path, members: list[Member
     )
     assert etcdctl(f1.client_url, "lease", "revoke", lease_id) == f"lease {lease_id} revoked\n"
     assert etcdctl(f2.client_url, "get", "leased") == ""
+
+
+def test_cluster_token_mismatch_is_reported(tmp_path: Path, members: list[Member]) -> None:
+    ms, initial = make_cluster(tmp_path, members, 2)
+    ms[0].start(initial)
+    ms[1].extra = ("--initial-cluster-token", "another-token")  # the later flag wins, as in Go
+    ms[1].start(initial)
+    wait_for(lambda: "cluster ID mismatch" in ms[0].log_text(), 15.0, "the mismatch to be reported")
+    assert "request sent was ignored by remote peer" in ms[0].log_text()
+    assert ms[0].ready_count() == 0 and ms[1].ready_count() == 0
+
+
+def test_http_and_metrics_listeners(tmp_path: Path, members: list[Member]) -> None:
+    import urllib.request
+
+    (m,), initial = make_cluster(tmp_path, members, 1)
+    http_port, metrics_port = free_ports(2)
+    http_url = f"http://127.0.0.1:{http_port}"
+    metrics_url = f"http://127.0.0.1:{metrics_port}"
+    m.extra = ("--listen-client-http-urls", http_url, "--listen-metrics-urls", metrics_url)
+    m.start(initial)
+    wait_ready([m])
+    assert etcdctl(m.client_url, "put", "k", "v") == "OK\n"  # gRPC on the client URL
+    with urllib.request.urlopen(f"{http_url}/version", timeout=10) as r:
+        version = json.loads(r.read())
+    assert version["etcdserver"].startswith("3.") and version["etcdcluster"].startswith("3.")
+    req = urllib.request.Request(
+        f"{http_url}/v3/kv/range", data=json.dumps({"key": "aw=="}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(req, timeout=10) as r:
+        body = json.loads(r.read())
+    assert body["kvs"][0]["value"] == "dg=="
+    with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=10) as r:
+        metrics = r.read().decode()
+    assert "etcd_server_has_leader" in metrics
+    with urllib.request.urlopen(f"{metrics_url}/health", timeout=10) as r:
+        assert json.loads(r.read())["health"] == "true"
