@@ -336,7 +336,17 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
     gateways: list[GatewayServer] = []
     muxes: list[ClientPortMux] = []
     separate_http = bool(cfg.listen_client_http_urls)
+    # Like etcd, client requests are served only once the member is ready (it has published itself
+    # through raft and re-applied what it had committed before this start); the ports are probed
+    # now, so a port in use stops the start at once.
+    all_urls = [*cfg.listen_client_urls, *cfg.listen_client_http_urls, *cfg.listen_metrics_urls]
+    _probe_ports(all_urls)
+    stop_task = asyncio.ensure_future(stop_event.wait())
+    ready_task = asyncio.ensure_future(_until_ready(node))
     try:
+        await asyncio.wait({stop_task, ready_task}, return_when=asyncio.FIRST_COMPLETED)
+        if stop_event.is_set():
+            return
         if separate_http or not cfg.enable_grpc_gateway:
             for url in cfg.listen_client_urls:
                 host, port = host_port(url)
@@ -352,27 +362,24 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
                 mux = ClientPortMux(gw, ("127.0.0.1", grpc_port))
                 await mux.listen(host, port)
                 muxes.append(mux)
-        for url in cfg.listen_client_http_urls:
+        for url in [*cfg.listen_client_http_urls, *cfg.listen_metrics_urls]:
             host, port = host_port(url)
             gw = GatewayServer(core)
             gateways.append(gw)
             await gw.listen(host, port)
-        for url in cfg.listen_metrics_urls:
-            host, port = host_port(url)
-            gw = GatewayServer(core)
-            gateways.append(gw)
-            await gw.listen(host, port)
+        health.set_serving(True)
+        zap.info("embed/serve.go:103", "ready to serve client requests")
         for url in cfg.listen_client_urls:
             zap.warn(
                 "embed/serve.go:210",
                 "serving client traffic insecurely; this is strongly discouraged!",
                 address=url.split("://", 1)[-1],
             )
-        ready_task = asyncio.ensure_future(_announce_ready(zap, node, health))
-        await stop_event.wait()
-        ready_task.cancel()
+        await stop_task
         await _transfer_leadership(zap, facade, node, transport, cfg.election_ms / 1000.0)
     finally:
+        for t in (stop_task, ready_task):
+            t.cancel()
         health.set_serving(False)
         zap.info("embed/etcd.go:370", "closing etcd server", name=cfg.name, data_dir=cfg.data_dir)
         for mux in muxes:
@@ -382,6 +389,16 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
             with contextlib.suppress(Exception):
                 await gw.close()
         await server.stop(0.5)
+
+
+def _probe_ports(urls: Sequence[str]) -> None:
+    for url in urls:
+        host, port = host_port(url)
+        try:
+            with socket.create_server((host, port)):
+                pass
+        except OSError as e:
+            raise BootstrapError(f"listen tcp {host}:{port}: bind: {e.strerror or e}") from None
 
 
 async def _transfer_leadership(
@@ -415,15 +432,12 @@ async def _transfer_leadership(
         zap.warn("etcdserver/server.go:1466", "leadership transfer failed", error=str(e))
 
 
-async def _announce_ready(zap: ZapLogger, node: Node, health: Any) -> None:
-    # etcd announces readiness once the member has published itself through raft.
+async def _until_ready(node: Node) -> None:
     while True:
         me = node.members.get(node.member_id)
-        if node.leader_id and me is not None and me.client_urls:
-            break
-        await asyncio.sleep(0.05)
-    health.set_serving(True)
-    zap.info("embed/serve.go:103", "ready to serve client requests")
+        if node.leader_id and node.recovered and me is not None and me.client_urls:
+            return
+        await asyncio.sleep(0.02)
 
 
 def _on_signal(zap: ZapLogger, name: str, stop_event: asyncio.Event) -> None:
