@@ -18,12 +18,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from petcd.codec.wal import Metadata, WalSnapshot, decode_metadata, encode_metadata
+from petcd.codec.wal import Metadata, RecordType, WalSnapshot, decode_metadata, encode_metadata
 from petcd.fs import FileSystem
 from petcd.raft.types import Entry, HardState, Snapshot
 from petcd.server.ports import PersistedLog
 from petcd.wal import Snapshotter, Wal, exists, valid_snapshot_entries
-from petcd.wal.errors import WalError
+from petcd.wal.errors import WalError, WalNotFoundError
+from petcd.wal.record import SegmentDecoder
+from petcd.wal.wal import wal_names
 
 log = logging.getLogger("petcd.runtime.log_store")
 
@@ -61,12 +63,23 @@ class WalLogStore:
 
     @staticmethod
     def read_metadata(fs: FileSystem, wal_dir: str) -> Metadata:
-        """The member and cluster IDs a data dir was created with (read only; no lock taken)."""
-        w = Wal.open(fs, wal_dir, WalSnapshot(), write=False)
+        """The member and cluster IDs a data dir was created with (read only; no lock taken).
+
+        Every segment starts with the metadata record, so the head of the oldest one is enough
+        (replaying the whole WAL here would read every preallocated segment twice on start)."""
+        names = wal_names(fs, wal_dir)
+        if not names:
+            raise WalNotFoundError(f"wal: no segment files in {wal_dir}")
+        path = f"{wal_dir}/{names[0]}"
+        f = fs.open(path)
         try:
-            return decode_metadata(w.read_all().metadata)
+            head = f.pread(0, 64 * 1024)
         finally:
-            w.close()
+            f.close()
+        for rec in SegmentDecoder(path, head, 0, True).records():
+            if rec.type == RecordType.METADATA:
+                return decode_metadata(rec.data)
+        raise WalError(f"wal: no metadata record at the head of {path}")
 
     @classmethod
     def open_or_create(
