@@ -171,3 +171,15 @@ def test_fetch_members(started: list[Transport]) -> None:
     started.append(t1)
     info = fetch_members(["http://127.0.0.1:1", *t1.listen_urls], timeout_s=3)
     assert info == {"cluster_id": CLUSTER, "members": [{"id": 1}]}
+
+
+def test_removing_a_peer_never_blocks(started: list[Transport]) -> None:
+    r1 = Recorder()
+    t1 = make(1, r1)
+    started.append(t1)
+    t1.set_peers({9: ["http://10.255.255.1:2380"]})  # a dial that hangs until its timeout
+    time.sleep(0.1)
+    t0 = time.monotonic()
+    t1.set_peers({})
+    assert time.monotonic() - t0 < 0.5
+    t1.send([msg(9, 1, 1)])  # to a removed peer: dropped quietly

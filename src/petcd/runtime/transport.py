@@ -171,7 +171,8 @@ class _Peer:
         except queue.Full:
             return False
 
-    def stop(self) -> None:
+    def stop(self, wait: bool = True) -> None:
+        """Stop the sender; `wait=False` on the node thread, which must never block on a dial."""
         self._stopped.set()
         with contextlib.suppress(queue.Full):
             self.queue.put_nowait(None)
@@ -179,7 +180,8 @@ class _Peer:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-        self._thread.join(timeout=2.0)
+        if wait:
+            self._thread.join(timeout=2.0)
 
     def _connect(self) -> socket.socket:
         url = self.urls[self._url_index % len(self.urls)]
@@ -341,7 +343,7 @@ class Transport:
         with self._lock:
             for mid in list(self._peers):
                 if mid not in peers:
-                    self._peers.pop(mid).stop()
+                    self._peers.pop(mid).stop(wait=False)
             for mid, urls in peers.items():
                 if mid == self.member_id or not urls:
                     continue
