@@ -251,7 +251,13 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
 
     def request_stop(code: int) -> None:
         state.stop_code = state.stop_code or code
-        aloop.call_soon_threadsafe(stop_event.set)
+        with contextlib.suppress(RuntimeError):  # the event loop is already closed: stopping anyway
+            aloop.call_soon_threadsafe(stop_event.set)
+
+    def removed_by_peer() -> None:
+        if not state.stop_code and not stop_event.is_set():
+            zap.warn("rafthttp/peer.go:267", "the member has been permanently removed from the cluster")
+            request_stop(0)
 
     node_loop = NodeLoop(cfg.heartbeat_ms / 1000.0, on_fatal=lambda _e: request_stop(1))
     holder: dict[str, Node] = {}
@@ -266,6 +272,7 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
         on_snapshot_status=lambda mid, ok: post(lambda n: n.report_snapshot(mid, ok)),
         is_removed=lambda mid: "node" in holder and mid in holder["node"].members.removed,
         members_info=lambda: _members_info(node_loop, holder["node"]) if "node" in holder else {},
+        on_removed=removed_by_peer,
     )
     transport = Transport(ident.member_id, ident.cluster_id, cfg.listen_peer_urls, callbacks)
     try:

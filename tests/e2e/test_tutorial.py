@@ -494,3 +494,27 @@ def test_http_and_metrics_listeners(tmp_path: Path, members: list[Member]) -> No
     assert "etcd_server_has_leader" in metrics
     with urllib.request.urlopen(f"{metrics_url}/health", timeout=10) as r:
         assert json.loads(r.read())["health"] == "true"
+
+
+def test_member_remove_stops_the_removed_member(tmp_path: Path, members: list[Member]) -> None:
+    ms, initial = make_cluster(tmp_path, members, 3)
+    for m in ms:
+        m.start(initial)
+    wait_ready(ms)
+    gone = ms[2]
+    gone_id = next(
+        r.split(", ")[0] for r in etcdctl(ms[0].client_url, "member", "list").splitlines() if gone.name in r
+    )
+    out = etcdctl(ms[0].client_url, "member", "remove", gone_id)
+    assert out.startswith(f"Member {gone_id} removed from cluster ")
+    assert gone.proc is not None
+    gone.proc.wait(20)
+    assert "the member has been permanently removed from the cluster" in gone.log_text()
+    rows = etcdctl(ms[1].client_url, "member", "list").splitlines()
+    assert sorted(r.split(", ")[2] for r in rows) == [ms[0].name, ms[1].name]
+    # the removed member may have been the leader: the others may need an election first
+    wait_for(
+        lambda: etcdctl(ms[1].client_url, "put", "after", "remove", check=False) == "OK\n",
+        15.0,
+        "a write after the removal",
+    )

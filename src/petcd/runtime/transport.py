@@ -45,6 +45,7 @@ log = logging.getLogger("petcd.runtime.transport")
 HELLO, OK, REJECT, MSG, SNAP_BEGIN, SNAP_CHUNK, SNAP_END, SNAP_ACK, MEMBERS = range(1, 10)
 PURPOSE_STREAM, PURPOSE_SNAPSHOT, PURPOSE_MEMBERS = 1, 2, 3
 MAGIC = b"PETCD1"
+REMOVED_REASON = "rejected stream from remote peer because it was removed"
 _HEADER = struct.Struct(">IB")
 _HELLO = struct.Struct(">6sQQQB")
 QUEUE_MESSAGES_MAX = 4096
@@ -103,6 +104,9 @@ class TransportCallbacks:
     is_removed: Callable[[int], bool] = lambda _id: False
     # The answer to a MEMBERS request: {"cluster_id": int, "members": [...]} (JSON-able).
     members_info: Callable[[], object] = lambda: {}
+    # A peer refused us because this member was removed from the cluster (etcd: the member then
+    # stops, "the member has been permanently removed from the cluster").
+    on_removed: Callable[[], None] = lambda: None
 
 
 def dial(url: str, cluster_id: int, from_id: int, to_id: int, purpose: int) -> socket.socket:
@@ -196,6 +200,8 @@ class _Peer:
                 sock = self._connect()
             except HandshakeRejected as e:
                 self.transport.note_rejected(self.member_id, str(e))
+                if str(e).startswith(REMOVED_REASON):
+                    self.transport.callbacks.on_removed()
                 self._drain_as_unreachable()
                 self._stopped.wait(BACKOFF_MAX_S)
                 continue
@@ -444,12 +450,13 @@ class Transport:
         try:
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.settimeout(DIAL_TIMEOUT_S * 5)
-            purpose = self._handshake(conn)
-            if purpose is None:
+            hello = self._handshake(conn)
+            if hello is None:
                 return
+            purpose, from_id = hello
             conn.settimeout(None)
             if purpose == PURPOSE_STREAM:
-                self._read_stream(conn)
+                self._read_stream(conn, from_id)
             elif purpose == PURPOSE_SNAPSHOT:
                 self._read_snapshot(conn)
             elif purpose == PURPOSE_MEMBERS:
@@ -461,7 +468,7 @@ class Transport:
                 self._conns.discard(conn)
             conn.close()
 
-    def _handshake(self, conn: socket.socket) -> int | None:
+    def _handshake(self, conn: socket.socket) -> tuple[int, int] | None:
         kind, payload = read_frame(conn)
         if kind != HELLO or len(payload) != _HELLO.size:
             conn.sendall(frame(REJECT, b"bad handshake"))
@@ -477,16 +484,18 @@ class Transport:
         elif to_id != self.member_id:
             reason = f"member ID mismatch (local={self.member_id:x}, wanted={to_id:x})"
         elif self.callbacks.is_removed(from_id):
-            reason = f"rejected stream from remote peer because it was removed ({from_id:x})"
+            reason = f"{REMOVED_REASON} ({from_id:x})"
         if reason:
             conn.sendall(frame(REJECT, reason.encode()))
             return None
         conn.sendall(frame(OK))
-        return int(purpose)
+        return int(purpose), int(from_id)
 
-    def _read_stream(self, conn: socket.socket) -> None:
+    def _read_stream(self, conn: socket.socket, from_id: int) -> None:
         while not self._stopped.is_set():
             kind, payload = read_frame(conn)
+            if self.callbacks.is_removed(from_id):
+                return  # closing makes the removed member redial and be refused as removed
             if kind != MSG:
                 raise FrameError(f"unexpected frame {kind} on a message stream")
             self.callbacks.on_message(decode_message(payload))
