@@ -9,6 +9,7 @@ python -m petcd.sim --seeds A-B [--jobs J] [--ticks T] [--nodes 3|5]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -73,5 +74,15 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
+def _main_for_shell() -> int:
+    try:
+        return main()
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as shell tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main_for_shell())
