@@ -42,6 +42,10 @@ from petcd.server.node import Node
 T = TypeVar("T")
 
 
+# petcd.lease's LeaseNotFound (the runtime does not import the lease layer).
+LEASE_NOT_FOUND = "etcdserver: requested lease not found"
+
+
 class NoLeader(EtcdError):
     message = "etcdserver: no leader"
 
@@ -280,12 +284,22 @@ class RuntimeFacade:
         try:
             return await self.call(lambda n: n.lease_renew(req.ID))
         except NotLeader as e:
-            stub = self._leader_stub(e.leader)
-            call = stub.LeaseKeepAlive(iter([req]), timeout=self.request_timeout_s)
-            async for resp in call:
-                call.cancel()
-                return resp  # type: ignore[no-any-return]
-            raise NoLeader() from None
+            return await self._forward_keep_alive(e.leader, req)
+        except EtcdError as e:
+            if str(e) != LEASE_NOT_FOUND:
+                raise
+            # etcd's keep-alive stream answers an unknown lease with TTL 0 ("expired or revoked")
+            return pb.LeaseKeepAliveResponse(header=self.header(), ID=req.ID, TTL=0)
+
+    async def _forward_keep_alive(
+        self, leader: int, req: pb.LeaseKeepAliveRequest
+    ) -> pb.LeaseKeepAliveResponse:
+        stub = self._leader_stub(leader)
+        call = stub.LeaseKeepAlive(iter([req]), timeout=self.request_timeout_s)
+        async for resp in call:
+            call.cancel()
+            return resp  # type: ignore[no-any-return]
+        raise NoLeader()
 
     async def lease_time_to_live(self, req: pb.LeaseTimeToLiveRequest) -> pb.LeaseTimeToLiveResponse:
         try:
@@ -294,6 +308,11 @@ class RuntimeFacade:
             stub = self._leader_stub(e.leader)
             resp: pb.LeaseTimeToLiveResponse = await stub.LeaseTimeToLive(req, timeout=self.request_timeout_s)
             return resp
+        except EtcdError as e:
+            if str(e) != LEASE_NOT_FOUND:
+                raise
+            # etcd's v3rpc answers an unknown lease with TTL -1 ("already expired"), not an error
+            return pb.LeaseTimeToLiveResponse(header=self.header(), ID=req.ID, TTL=-1)
 
     async def lease_leases(self, req: pb.LeaseLeasesRequest) -> pb.LeaseLeasesResponse:
         return await self.call(lambda n: n.lease_leases())
