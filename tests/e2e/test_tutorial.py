@@ -80,12 +80,28 @@ class Member:
             *extra,
         ]
 
-    def start(self, initial_cluster: str, state: str = "new") -> None:
+    def start(self, initial_cluster: str, state: str = "new", etcd_env: dict[str, str] | None = None) -> None:
+        """Start with flags; with `etcd_env`, the ETCD_* variables name the member instead (as
+        `etcdctl member add` prints them) and only the listen/advertise URLs are flags."""
         assert self.proc is None or self.proc.poll() is not None
         log = self.log_path.open("ab")
         env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
+        args = self.args(initial_cluster, state, self.extra)
+        if etcd_env is not None:
+            env.update(etcd_env)
+            args = [
+                "--data-dir",
+                str(self.data_dir),
+                "--listen-client-urls",
+                self.client_url,
+                "--advertise-client-urls",
+                self.client_url,
+                "--listen-peer-urls",
+                self.peer_url,
+                *self.extra,
+            ]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "petcd", *self.args(initial_cluster, state, self.extra)],
+            [sys.executable, "-m", "petcd", *args],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -285,7 +301,13 @@ def _join_second(tmp_path: Path, members: list[Member], learner: bool) -> tuple[
     out = etcdctl(first.client_url, "member", "add", second.name, f"--peer-urls={second.peer_url}", *extra)
     assert 'ETCD_INITIAL_CLUSTER_STATE="existing"' in out
     assert f'ETCD_NAME="{second.name}"' in out
-    second.start(f"{first.name}={first.peer_url},{second.name}={second.peer_url}", state="existing")
+    # the tutorial's way: export what `member add` printed, then start the new member
+    printed = dict(
+        line.split("=", 1) for line in out.splitlines() if line.startswith("ETCD_") and "=" in line
+    )
+    etcd_env = {k: v.strip('"') for k, v in printed.items()}
+    assert etcd_env["ETCD_INITIAL_CLUSTER_STATE"] == "existing"
+    second.start("", etcd_env=etcd_env)
     wait_ready([second])
     wait_for(
         lambda: (
