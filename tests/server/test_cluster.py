@@ -148,15 +148,16 @@ def test_started_member_rules() -> None:
     store.members = {1: Member(1, ("u1",), "a"), 2: Member(2, ("u2",)), 3: Member(3, ("u3",))}
     assert not store.ready_to_add_voter()  # 1 started of 4
     assert not store.ready_to_remove_voter(2)  # 1 started of 2
-    assert not store.ready_to_promote()
+    assert not store.ready_to_promote()  # the learner counts as started: 2 of 4
     store.members[2] = Member(2, ("u2",), "b")
     assert not store.ready_to_add_voter()  # 2 of 4
     assert store.ready_to_remove_voter(3)  # 2 of 2
-    assert store.ready_to_promote() is False
+    assert store.ready_to_promote()  # 2 voters + the learner started, of 4
     store.members[3] = Member(3, ("u3",), "c")
     assert store.ready_to_add_voter()
     single = MemberStore(members={1: Member(1, ("u1",), "a")})
     assert single.ready_to_add_voter()  # etcd: one started member of two may add
+    assert single.ready_to_promote()  # one started voter and the learner: 2 of 2
 
 
 def test_not_enough_started_members_refuses_add() -> None:

@@ -208,9 +208,15 @@ class MemberStore:
         return sum(1 for m in others if m.is_started) >= len(others) // 2 + 1
 
     def ready_to_promote(self) -> bool:
+        """Whether promoting a learner keeps a started quorum (etcd's IsReadyToPromoteMember).
+
+        The learner counts toward the future quorum and as started: it is running, since it is
+        asking to be promoted.
+        """
         voters = self.voting_members()
         n_members = len(voters) + 1
-        return sum(1 for m in voters if m.is_started) >= n_members // 2 + 1
+        n_started = sum(1 for m in voters if m.is_started) + 1
+        return n_started >= n_members // 2 + 1
 
     # -- applied changes (inside the apply transaction) ------------------------------------------
 
