@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps run test lint bench sim-sweep proto clean
+.PHONY: setup system-deps run sim test lint bench sim-sweep proto clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,8 +18,13 @@ setup: $(STAMP)
 system-deps:
 	sh scripts/system-deps.sh
 
-# Until the server lands (issue 5), `run` shows a 3-member raft cluster in the deterministic simulator.
+# A single-member petcd on localhost:2379 (clients) and localhost:2380 (peers), data in ./default.etcd,
+# exactly as plain `etcd` starts. Ctrl-C stops it.
 run: setup
+	$(VENV)/bin/etcd
+
+# A 3-member raft cluster in the deterministic simulator, printing its event log.
+sim: setup
 	$(PY) -m petcd.sim --seed 1
 
 lint: setup
