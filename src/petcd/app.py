@@ -32,7 +32,8 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,7 @@ from petcd.etcdmain.config import ServerConfig, host_port
 from petcd.etcdmain.logger import ZapLogger
 from petcd.fs.os_fs import OsFileSystem
 from petcd.gateway.http import GatewayServer
+from petcd.gateway.metrics import EtcdMetrics
 from petcd.gateway.mux import ClientPortMux
 from petcd.ids import cluster_id as derive_cluster_id
 from petcd.ids import id_str
@@ -305,6 +307,10 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
             request_stop(0)
 
     node_loop.every_ready(check_removed)
+    metrics = EtcdMetrics()
+    log_store.observe_sync = metrics.wal_fsync_duration.observe
+    node_loop.every_ready(_metrics_updater(metrics, backend))
+    metrics.add_sampled("etcd_debugging_mvcc_", node.watchable.gauges)
     node_loop.start(node)
     state.closers.append(node_loop.stop)
     facade = RuntimeFacade(
@@ -315,7 +321,9 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
         leader_client_urls=lambda mid: list(m.client_urls) if (m := node.members.get(mid)) else [],
     )
     try:
-        aloop.run_until_complete(_serve_clients(cfg, zap, facade, node, transport, stop_event, aloop))
+        aloop.run_until_complete(
+            _serve_clients(cfg, zap, facade, node, transport, metrics, stop_event, aloop)
+        )
     finally:
         aloop.run_until_complete(facade.close())
         aloop.close()
@@ -328,6 +336,7 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
     facade: RuntimeFacade,
     node: Node,
     transport: Transport,
+    metrics: EtcdMetrics,
     stop_event: asyncio.Event,
     aloop: asyncio.AbstractEventLoop,
 ) -> None:
@@ -364,14 +373,14 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
         if not separate_http and cfg.enable_grpc_gateway:
             for url in cfg.listen_client_urls:
                 host, port = host_port(url)
-                gw = GatewayServer(core)
+                gw = GatewayServer(core, metrics)
                 gateways.append(gw)
                 mux = ClientPortMux(gw, ("127.0.0.1", grpc_port))
                 await mux.listen(host, port)
                 muxes.append(mux)
         for url in [*cfg.listen_client_http_urls, *cfg.listen_metrics_urls]:
             host, port = host_port(url)
-            gw = GatewayServer(core)
+            gw = GatewayServer(core, metrics)
             gateways.append(gw)
             await gw.listen(host, port)
         health.set_serving(True)
@@ -396,6 +405,27 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
             with contextlib.suppress(Exception):
                 await gw.close()
         await server.stop(0.5)
+
+
+def _metrics_updater(metrics: EtcdMetrics, backend: LmdbBackend) -> Callable[[Node], None]:
+    """Runs on the node thread after each round of Readies: etcd's server gauges."""
+    last = {"leader": -1, "size_s": 0.0}
+
+    def update(n: Node) -> None:
+        lead = n.leader_id
+        if lead != last["leader"]:
+            if lead:
+                metrics.leader_changes.inc()
+            last["leader"] = lead
+            metrics.has_leader.set(1.0 if lead else 0.0)
+        metrics.proposals_committed.set(n.committed_index)
+        metrics.proposals_applied.set(n.applied_index)
+        now = time.monotonic()
+        if now - last["size_s"] >= 1.0:  # a stat of the db file: not on every Ready
+            last["size_s"] = now
+            metrics.db_total_size.set(backend.size_bytes())
+
+    return update
 
 
 def _probe_ports(urls: Sequence[str]) -> None:

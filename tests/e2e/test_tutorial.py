@@ -513,7 +513,12 @@ def test_http_and_metrics_listeners(tmp_path: Path, members: list[Member]) -> No
     assert body["kvs"][0]["value"] == "dg=="
     with urllib.request.urlopen(f"{metrics_url}/metrics", timeout=10) as r:
         metrics = r.read().decode()
-    assert "etcd_server_has_leader" in metrics
+    assert "etcd_server_has_leader 1.0" in metrics
+    assert "etcd_server_leader_changes_seen_total 1.0" in metrics
+    fsyncs = [
+        line for line in metrics.splitlines() if line.startswith("etcd_disk_wal_fsync_duration_seconds_count")
+    ]
+    assert fsyncs and float(fsyncs[0].split()[1]) > 0
     with urllib.request.urlopen(f"{metrics_url}/health", timeout=10) as r:
         assert json.loads(r.read())["health"] == "true"
 

@@ -16,7 +16,8 @@ snapshot covers and purges files beyond --max-wals / --max-snapshots.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 from petcd.codec.wal import Metadata, RecordType, WalSnapshot, decode_metadata, encode_metadata
 from petcd.fs import FileSystem
@@ -56,6 +57,8 @@ class WalLogStore:
         self.max_wals = max_wals
         self.max_snapshots = max_snapshots
         self.saves = 0
+        # Called with the seconds each synced save took (etcd_disk_wal_fsync_duration_seconds).
+        self.observe_sync: Callable[[float], None] | None = None
 
     @staticmethod
     def exists(fs: FileSystem, wal_dir: str) -> bool:
@@ -142,7 +145,13 @@ class WalLogStore:
     def save(self, hard_state: HardState, entries: Sequence[Entry], must_sync: bool) -> None:
         # Wal.save decides the fdatasync from the same rule raft's must_sync follows (new entries,
         # term or vote changed), once for the whole batch.
-        self.wal.save(hard_state, entries)
+        observe = self.observe_sync
+        if observe is None or not must_sync:
+            self.wal.save(hard_state, entries)
+        else:
+            t0 = time.perf_counter()
+            self.wal.save(hard_state, entries)
+            observe(time.perf_counter() - t0)
         self.saves += 1
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
