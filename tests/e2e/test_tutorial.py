@@ -329,10 +329,6 @@ def test_member_add_then_join_existing_cluster(tmp_path: Path, members: list[Mem
     assert etcdctl(first.client_url, "get", "after") == "after\njoin\n"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server.membership ready_to_promote lacks etcd's +1 for the learner (requests.md, H2->H1)",
-)
 def test_learner_join_and_promote(tmp_path: Path, members: list[Member]) -> None:
     first, second = _join_second(tmp_path, members, learner=True)
     (row,) = [
