@@ -8,8 +8,17 @@ but tests, ``etcdutl`` and new members all read one format)::
     MAGIC   = b"PETCDSNP" u32(version=1)
     record  = 0x01 u16(len) bucket-name          -- the following pairs belong to this bucket
             | 0x02 u32(len) key u32(len) value
+            | 0x03 u16(len) len filler bytes       -- padding (0xff), skipped by readers
     END     = 0x00
     sha256  = 32 bytes: SHA-256 of every byte before it
+
+A stream's length is always a multiple of ``ALIGN_BYTES`` (512): ``dump`` writes one padding record
+just before END, sized so that END and the hash finish on the boundary. The reason is etcd's
+tooling: a snapshot goes to clients followed by a 32-byte SHA-256 trailer, and ``etcdctl snapshot
+save`` / ``snapshot restore`` decide whether that trailer is there by checking that
+``(size - 32) % 512 == 0`` (a bbolt file is whole pages), refusing the file otherwise. The padding
+is covered by the stream's own hash like every other byte. Streams without a padding record (older
+ones) load just the same.
 
 ``dump`` produces it lazily, in chunks of about ``CHUNK_BYTES``; ``load`` parses chunks lazily and
 raises ``SnapshotCorrupt`` on a bad magic, a truncated stream or a hash mismatch. The hash is checked
@@ -26,10 +35,14 @@ from typing import Protocol
 
 MAGIC = b"PETCDSNP" + struct.pack(">I", 1)
 CHUNK_BYTES = 1 << 20
+ALIGN_BYTES = 512
 
 _BUCKET = 1
 _PAIR = 2
+_PAD = 3
 _END = 0
+# the padding record's head, END and the hash: what follows the body besides the padding itself
+_TAIL_BYTES = 3 + 1 + 32
 
 
 class SnapshotCorrupt(Exception):
@@ -46,6 +59,7 @@ def dump(source: _Source) -> Iterator[bytes]:
     """The stream of ``source`` (all of whose reads must come from one read transaction)."""
     digest = hashlib.sha256()
     out = bytearray(MAGIC)
+    written = 0  # bytes already yielded
     for name in source.buckets():
         raw = name.encode()
         out += struct.pack(">BH", _BUCKET, len(raw)) + raw
@@ -57,8 +71,12 @@ def dump(source: _Source) -> Iterator[bytes]:
             if len(out) >= CHUNK_BYTES:
                 chunk = bytes(out)
                 digest.update(chunk)
+                written += len(chunk)
                 yield chunk
                 out.clear()
+    pad = -(written + len(out) + _TAIL_BYTES) % ALIGN_BYTES
+    out += struct.pack(">BH", _PAD, pad)
+    out += b"\xff" * pad
     out.append(_END)
     digest.update(out)
     yield bytes(out) + digest.digest()
@@ -110,6 +128,9 @@ def load(chunks: Iterable[bytes]) -> Iterator[tuple[str, bytes, bytes]]:
             key = reader.take(klen)
             (vlen,) = struct.unpack(">I", reader.take(4))
             yield bucket, key, reader.take(vlen)
+        elif kind == _PAD:
+            (length,) = struct.unpack(">H", reader.take(2))
+            reader.take(length)
         else:
             raise SnapshotCorrupt(f"bad record type {kind}")
     expected = reader.digest.digest()
