@@ -336,8 +336,15 @@ def test_learner_join_and_promote(tmp_path: Path, members: list[Member]) -> None
     ]
     assert row.endswith(", true")
     learner_id = row.split(", ")[0]
-    out = etcdctl(first.client_url, "member", "promote", learner_id)
-    assert out.startswith(f"Member {learner_id} promoted in cluster ")
+    # the leader promotes only a learner it sees in sync ("can only promote a learner member which
+    # is in sync with leader" until then), as etcd
+    wait_for(
+        lambda: etcdctl(first.client_url, "member", "promote", learner_id, check=False).startswith(
+            f"Member {learner_id} promoted in cluster "
+        ),
+        15.0,
+        "the learner to be promoted",
+    )
     (row,) = [
         r for r in etcdctl(first.client_url, "member", "list").splitlines() if f", {second.name}, " in r
     ]
