@@ -31,10 +31,12 @@ import logging
 import queue
 import socket
 import struct
+import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import IO
 from urllib.parse import urlsplit
 
 from petcd.codec.raft import decode_message, encode_message
@@ -96,7 +98,7 @@ class TransportCallbacks:
     """How the transport reaches the node (each is called from a transport thread)."""
 
     on_message: Callable[[Message], None]
-    on_snapshot: Callable[[Message, list[bytes]], None]
+    on_snapshot: Callable[[Message, Iterable[bytes]], None]
     on_unreachable: Callable[[int], None]
     on_snapshot_status: Callable[[int, bool], None]
     # Members removed from the cluster may not connect (etcd: "rejected stream from remote peer
@@ -281,6 +283,15 @@ class _Peer:
             dropped = True
         if dropped:
             self.transport.callbacks.on_unreachable(self.member_id)
+
+
+def _file_chunks(f: IO[bytes]) -> Iterator[bytes]:
+    """The spooled db, read lazily by whoever installs it; the file goes when it is read out."""
+    try:
+        while chunk := f.read(SNAPSHOT_CHUNK_BYTES):
+            yield chunk
+    finally:
+        f.close()
 
 
 class Transport:
@@ -505,13 +516,19 @@ class Transport:
         if kind != SNAP_BEGIN:
             raise FrameError(f"unexpected frame {kind} before a snapshot")
         message = decode_message(payload)
-        chunks: list[bytes] = []
-        while True:
-            kind, payload = read_frame(conn)
-            if kind == SNAP_END:
-                break
-            if kind != SNAP_CHUNK:
-                raise FrameError(f"unexpected frame {kind} in a snapshot")
-            chunks.append(payload)
-        self.callbacks.on_snapshot(message, chunks)
+        # The db goes to a temporary file, not memory: it may be as large as the backend quota.
+        spool = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _file_chunks or on error
+        try:
+            while True:
+                kind, payload = read_frame(conn)
+                if kind == SNAP_END:
+                    break
+                if kind != SNAP_CHUNK:
+                    raise FrameError(f"unexpected frame {kind} in a snapshot")
+                spool.write(payload)
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        self.callbacks.on_snapshot(message, _file_chunks(spool))
         conn.sendall(frame(SNAP_ACK))
