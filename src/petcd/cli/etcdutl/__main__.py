@@ -1,0 +1,5 @@
+"""``python -m petcd.cli.etcdutl``."""
+
+from petcd.cli.etcdutl import main
+
+main()
