@@ -548,3 +548,17 @@ def test_member_remove_stops_the_removed_member(tmp_path: Path, members: list[Me
         15.0,
         "a write after the removal",
     )
+
+
+def test_second_process_on_a_data_dir_is_refused(tmp_path: Path, members: list[Member]) -> None:
+    (m,), initial = make_cluster(tmp_path, members, 1)
+    m.start(initial)
+    wait_ready([m])
+    twin = Member(m.name, tmp_path / "twin", *free_ports(2))
+    (tmp_path / "twin").mkdir()
+    twin.data_dir = m.data_dir
+    members.append(twin)
+    twin.start(f"{m.name}={twin.peer_url}")
+    assert twin.proc is not None and twin.proc.wait(30) == 1
+    assert "is in use by another etcd process" in twin.log_text()
+    assert etcdctl(m.client_url, "put", "still", "here") == "OK\n"
