@@ -465,3 +465,39 @@ def test_python_dash_m(tmp_path: Path, snap: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["totalKey"] == 12
+
+
+def test_restore_and_status_of_a_backend_copied_from_a_data_dir(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    src, h = _data_dir(tmp_path)
+    copied = tmp_path / "copied.db"
+    copied.write_bytes(db_path(src).read_bytes())
+    assert copied.stat().st_size % 512 == 0  # whole pages: no trailer, as etcd's bbolt file
+    code, _, err = _restore(capsys, copied, tmp_path / "a.etcd", "n1")
+    assert (code, err.splitlines()[-1]) == (1, "Error: snapshot missing hash but --skip-hash-check=false")
+    d = tmp_path / "b.etcd"
+    assert _restore(capsys, copied, d, "n1", "--skip-hash-check")[0] == 0
+    assert etcdutl(capsys, "hashkv", str(d)) == (0, f"{h}, 5, -1\n", "")
+    code, out, _ = etcdutl(capsys, "snapshot", "status", str(copied), "-w", "json")
+    assert code == 0
+    got = json.loads(out)
+    assert (got["revision"], got["totalSize"]) == (5, copied.stat().st_size)
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.etcd", "copied.db", "b.etcd"])  # nothing left beside it
+
+
+def test_an_etcd_bbolt_snapshot_is_refused_clearly(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    bolt = tmp_path / "etcd.db"
+    page = bytearray(4096)
+    page[16:20] = (0xED0CDAED).to_bytes(4, "little")  # bbolt's meta page magic
+    bolt.write_bytes(bytes(page) * 4)
+    want = (
+        f"Error: {bolt}: is a bbolt database (a snapshot of etcd itself);"
+        " petcd restores petcd snapshots only\n"
+    )
+    assert etcdutl(capsys, "snapshot", "status", str(bolt)) == (1, "", want)
+    code, _, err = _restore(capsys, bolt, tmp_path / "a.etcd", "n1", "--skip-hash-check")
+    assert (code, err.splitlines()[-1] + "\n") == (1, want)
+    assert not (tmp_path / "a.etcd").exists()

@@ -60,12 +60,12 @@ def _open(path: str) -> Backend:
         head = f.read(len(MAGIC))
     if head != MAGIC:
         return LmdbBackend.open_read_only(path)
-    from petcd.cli.etcdutl.snapshot import HASH_BYTES, _chunks, has_checksum
+    from petcd.cli.etcdutl.snapshot import HASH_BYTES, backend_stream, has_checksum
 
     size = os.stat(path).st_size
     backend = MemoryBackend()
     try:
-        backend.restore(_chunks(path, size - HASH_BYTES if has_checksum(size) else size))
+        backend.restore(backend_stream(path, size - HASH_BYTES if has_checksum(size) else size))
     except SnapshotCorrupt as e:
         raise DataDirError(f"{path}: {e}") from None
     return backend

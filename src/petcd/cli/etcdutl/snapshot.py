@@ -41,6 +41,7 @@ import hashlib
 import os
 import shutil
 import struct
+import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -131,9 +132,41 @@ def stream_length(path: str, skip_hash_check: bool) -> int:
     return length
 
 
+_LMDB_MAGIC = struct.pack("<I", 0xBEEFC0DE)  # MDB_meta.mm_magic, after the 16-byte page header
+_BBOLT_MAGIC = struct.pack("<I", 0xED0CDAED)  # bbolt's meta.magic, at the same offset
+
+
+def backend_stream(path: str, length: int) -> Iterator[bytes]:
+    """The backend stream of the first ``length`` bytes of ``path``: a stream file as it is, or a
+    backend file copied out of a data dir (LMDB, etcd's "copied from data directory" case)."""
+    with open(path, "rb") as f:
+        head = f.read(32)
+    if head.startswith(snapshot.MAGIC):
+        yield from _chunks(path, length)
+    elif head[16:20] == _LMDB_MAGIC:
+        # a copy to open: LMDB keeps a lock file beside the data file, and the source's
+        # directory may not be ours to write in
+        with tempfile.TemporaryDirectory(prefix="etcdutl-") as tmp:
+            copy = os.path.join(tmp, "db")
+            with open(copy, "wb") as out:
+                for chunk in _chunks(path, length):
+                    out.write(chunk)
+            backend = LmdbBackend.open_read_only(copy)
+            try:
+                yield from backend.snapshot()
+            finally:
+                backend.close()
+    elif head[16:20] == _BBOLT_MAGIC:
+        raise SnapshotError(
+            f"{path}: is a bbolt database (a snapshot of etcd itself); petcd restores petcd snapshots only"
+        )
+    else:
+        raise SnapshotError(f"{path}: not a petcd backend snapshot (not a petcd snapshot file, or damaged)")
+
+
 def _triples(path: str, length: int) -> Iterator[tuple[str, bytes, bytes]]:
     try:
-        yield from snapshot.load(_chunks(path, length))
+        yield from snapshot.load(backend_stream(path, length))
     except snapshot.SnapshotCorrupt as e:
         raise SnapshotError(f"{path}: {e} (not a petcd snapshot file, or damaged)") from None
 
@@ -242,7 +275,7 @@ def _save_db(cfg: RestoreConfig, length: int, commit: int, log: Log) -> str:
     backend = LmdbBackend(db_path(cfg.data_dir))
     try:
         try:
-            backend.restore(_chunks(cfg.snapshot_path, length))
+            backend.restore(backend_stream(cfg.snapshot_path, length))
         except snapshot.SnapshotCorrupt as e:
             raise SnapshotError(f"{cfg.snapshot_path}: {e} (not a petcd snapshot file, or damaged)") from None
         if cfg.revision_bump:
