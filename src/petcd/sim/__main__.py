@@ -4,17 +4,32 @@ python -m petcd.sim --seed N [--ticks T] [--nodes 3|5] [--set KNOB=VALUE]... [--
     replay one seed: print its event log and its verdict (exit 1 on a violation)
 python -m petcd.sim --seeds A-B [--jobs J] [--ticks T] [--nodes 3|5]
     sweep seeds A..B: print a summary, exit 1 naming every failing seed and its violation
+python -m petcd.sim --server (--seed N | --seeds A-B) [...]
+    the same with whole server Nodes (petcd.sim.server_cluster; knobs of ServerKnobs)
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
+from collections.abc import Iterator
 
+from petcd.sim.cluster import SimResult
 from petcd.sim.knobs import Knobs
-from petcd.sim.sweep import DEFAULT_TICKS, parse_overrides, parse_seed_range, run_seed, sweep
+from petcd.sim.server_cluster import ServerKnobs, ServerResult
+from petcd.sim.sweep import (
+    DEFAULT_SERVER_TICKS,
+    DEFAULT_TICKS,
+    parse_overrides,
+    parse_seed_range,
+    run_seed,
+    run_server_seed,
+    sweep,
+    sweep_server,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--seed", type=int, help="replay one seed and print its event log")
     which.add_argument("--seeds", type=parse_seed_range, help="sweep a range of seeds, A-B inclusive")
-    parser.add_argument("--ticks", type=int, default=DEFAULT_TICKS, help="ticks of the chaos phase")
+    parser.add_argument("--ticks", type=int, default=None, help="ticks of the chaos phase")
+    parser.add_argument("--server", action="store_true", help="simulate whole server Nodes, not bare raft")
     parser.add_argument(
         "--nodes", type=int, choices=(3, 5), help="cluster size (default: drawn from the seed)"
     )
@@ -40,12 +56,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         overrides = parse_overrides(args.set)
-        Knobs().with_overrides(overrides)
+        if args.server:
+            ServerKnobs().with_overrides(overrides)
+        else:
+            Knobs().with_overrides(overrides)
     except ValueError as e:
         parser.error(str(e))
+    if args.ticks is None:
+        args.ticks = DEFAULT_SERVER_TICKS if args.server else DEFAULT_TICKS
+    if args.server:
+        # The Nodes' and raft's own log lines would drown the event log.
+        for name in ("petcd.raft", "petcd.server"):
+            logging.getLogger(name).addHandler(logging.NullHandler())
+            logging.getLogger(name).propagate = False
 
     if args.seed is not None:
-        result = run_seed(
+        run_one = run_server_seed if args.server else run_seed
+        result = run_one(
             args.seed, ticks=args.ticks, nodes=args.nodes, log=True, verbose=args.verbose, overrides=overrides
         )
         out = sys.stdout
@@ -58,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     failed = []
     count = 0
     totals: dict[str, int] = {}
-    for result in sweep(args.seeds, ticks=args.ticks, nodes=args.nodes, jobs=args.jobs, overrides=overrides):
+    results: Iterator[SimResult | ServerResult] = (
+        sweep_server(args.seeds, ticks=args.ticks, nodes=args.nodes, jobs=args.jobs, overrides=overrides)
+        if args.server
+        else sweep(args.seeds, ticks=args.ticks, nodes=args.nodes, jobs=args.jobs, overrides=overrides)
+    )
+    for result in results:
         count += 1
         for name, value in result.stats.items():
             totals[name] = totals.get(name, 0) + value

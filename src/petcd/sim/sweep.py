@@ -11,8 +11,10 @@ from concurrent.futures import ProcessPoolExecutor
 
 from petcd.sim.cluster import SimResult, Simulation
 from petcd.sim.eventlog import EventLog
+from petcd.sim.server_cluster import ServerResult, ServerSimulation
 
 DEFAULT_TICKS = 300
+DEFAULT_SERVER_TICKS = 200
 
 
 def run_seed(
@@ -29,9 +31,46 @@ def run_seed(
     ).run()
 
 
+def run_server_seed(
+    seed: int,
+    *,
+    ticks: int = DEFAULT_SERVER_TICKS,
+    nodes: int | None = None,
+    log: bool = False,
+    verbose: bool = False,
+    overrides: dict[str, str] | None = None,
+) -> ServerResult:
+    """One seed of the server simulator (petcd.sim.server_cluster)."""
+    return ServerSimulation(
+        seed, ticks=ticks, nodes=nodes, overrides=overrides, log=EventLog(enabled=log, verbose=verbose)
+    ).run()
+
+
 def _run_quiet(args: tuple[int, int, int | None, dict[str, str] | None]) -> SimResult:
     seed, ticks, nodes, overrides = args
     return run_seed(seed, ticks=ticks, nodes=nodes, overrides=overrides)
+
+
+def _run_server_quiet(args: tuple[int, int, int | None, dict[str, str] | None]) -> ServerResult:
+    seed, ticks, nodes, overrides = args
+    return run_server_seed(seed, ticks=ticks, nodes=nodes, overrides=overrides)
+
+
+def sweep_server(
+    seeds: Iterable[int],
+    *,
+    ticks: int = DEFAULT_SERVER_TICKS,
+    nodes: int | None = None,
+    jobs: int = 1,
+    overrides: dict[str, str] | None = None,
+) -> Iterator[ServerResult]:
+    """`sweep` for the server simulator."""
+    work = [(s, ticks, nodes, overrides) for s in seeds]
+    if jobs <= 1:
+        yield from map(_run_server_quiet, work)
+        return
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        yield from pool.map(_run_server_quiet, work, chunksize=2)
 
 
 def sweep(

@@ -1,0 +1,303 @@
+"""What clients of a simulated server cluster saw, checked against the final history.
+
+After a server simulation heals and every member has caught up, one member's MVCC history (no
+compaction runs in the simulator, so all of it) is the *final history*: every revision with its
+changes. HashKV agreement (`check_hash_kv`) shows that every member holds that same history. The
+checks, each returning `Violation`s (petcd.sim.checker):
+
+1. linearizability (`check_kv_history`): the per-key WGL search of `linearizability`, plus the
+   cross-key facts a per-key search cannot see: an acknowledged write that returned before
+   another was invoked has the lower revision; a linearizable read is answered at a revision no
+   lower than any write acknowledged before it was invoked; no two acknowledged writes share a
+   revision. Unknown-outcome puts are given their revision from the final history (values are
+   unique), or dropped when it does not hold them (they never took effect). A key whose search
+   runs out of budget is reported as `linearizability-unknown`, never passed. Serializable reads
+   are not linearizable; they must equal the final history at their header revision.
+2. watches (`check_watches`): per watcher, events in revision order, no duplicates, each
+   revision in one response, and exactly the final history's events for the watched range from
+   the start revision up to the last revision the watcher was told about; prev_kv equal to the
+   key's value at revision - 1.
+3. HashKV (`check_hash_kv`): every member at the same revision has the same hash.
+4. no acknowledged write lost (`check_acked_writes`): the final history holds every acked
+   put/cas/delete at its revision.
+5. revisions never go back (`RevisionWatch`): each member's revision, observed throughout the
+   run and across restarts, never decreases.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from petcd.sim.checker import Violation
+from petcd.sim.linearizability import KvOp, Verdict, check_history
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    revision: int
+    key: bytes
+    value: bytes | None  # None: a delete
+    lease: int = 0
+
+
+class FinalHistory:
+    """Every change by revision, and every key's versions."""
+
+    def __init__(self, changes: Iterable[Change]) -> None:
+        self.changes = sorted(changes, key=lambda c: (c.revision, c.key))
+        self.by_key: dict[bytes, list[Change]] = {}
+        self.by_value: dict[tuple[bytes, bytes], int] = {}
+        for c in self.changes:
+            self.by_key.setdefault(c.key, []).append(c)
+            if c.value is not None:
+                self.by_value.setdefault((c.key, c.value), c.revision)
+        self._revs = {k: [c.revision for c in v] for k, v in self.by_key.items()}
+        self.last_revision = self.changes[-1].revision if self.changes else 1
+
+    def at(self, key: bytes, revision: int) -> Change | None:
+        """The key's last change at or before `revision` (None: never written by then)."""
+        revs = self._revs.get(key)
+        if not revs:
+            return None
+        i = bisect.bisect_right(revs, revision)
+        return self.by_key[key][i - 1] if i else None
+
+    def value_at(self, key: bytes, revision: int) -> tuple[bytes, int] | None:
+        """(value, mod_revision) of the key at `revision`, None when absent."""
+        c = self.at(key, revision)
+        return None if c is None or c.value is None else (c.value, c.revision)
+
+    def in_range(self, start: bytes, end: bytes | None, lo: int, hi: int) -> list[Change]:
+        out = []
+        for c in self.changes:
+            if lo <= c.revision <= hi and _in(c.key, start, end):
+                out.append(c)
+        return out
+
+
+def _in(key: bytes, start: bytes, end: bytes | None) -> bool:
+    if end is None:
+        return key == start
+    if end == b"\x00":
+        return key >= start
+    return start <= key < end
+
+
+# ------------------------------------------------------------------------------ 1. KV history
+
+
+def resolve_unknown(ops: Sequence[KvOp], final: FinalHistory) -> list[KvOp]:
+    """Unknown-outcome puts and cas: revision from the final history, or dropped."""
+    out = []
+    for o in ops:
+        if not o.known and o.kind in ("put", "cas"):
+            rev = final.by_value.get((o.key, o.value))
+            if rev is None:
+                continue  # never took effect
+            o.revision = rev
+            o.required = True
+            o.succeeded = True
+        out.append(o)
+    return out
+
+
+def _write_rev(o: KvOp) -> int:
+    """The revision an acknowledged op created (0: none)."""
+    if not o.known:
+        return 0
+    if o.kind == "put" or (o.kind == "cas" and o.succeeded) or (o.kind == "delete" and o.deleted):
+        return o.revision
+    return 0
+
+
+def check_kv_history(
+    ops: Sequence[KvOp], final: FinalHistory, time: int, budget_per_key: int = 200_000
+) -> list[Violation]:
+    """Linearizable ops (serializable gets pass `serializable` set in `kind` = "sget")."""
+    violations: list[Violation] = []
+    lin = [o for o in ops if o.kind != "sget"]
+    for o in ops:
+        if o.kind == "sget" and o.known:
+            want = final.value_at(o.key, o.revision)
+            got = None if o.found is None else (o.found, o.found_mod)
+            if want != got:
+                violations.append(
+                    Violation("serializable-read", time, f"{o.describe()}: the history holds {want} there")
+                )
+    lin = resolve_unknown(lin, final)
+    # Cross-key: revisions of writes follow real time; reads see every write acked before them.
+    writes = sorted((o for o in lin if _write_rev(o)), key=lambda o: o.ret or 0)
+    by_rev: dict[int, KvOp] = {}
+    for o in writes:
+        r = _write_rev(o)
+        if r in by_rev:
+            violations.append(
+                Violation(
+                    "linearizability",
+                    time,
+                    f"two writes at revision {r}: {by_rev[r].describe()} / {o.describe()}",
+                )
+            )
+        by_rev[r] = o
+    rets = [o.ret or 0 for o in writes]
+    # prefix maxima of revisions by return time
+    prefix_max: list[int] = []
+    m = 0
+    for o in writes:
+        m = max(m, _write_rev(o))
+        prefix_max.append(m)
+    for o in lin:
+        if not o.known:
+            continue
+        i = bisect.bisect_left(rets, o.invoke)  # writes returned strictly before o was invoked
+        if i == 0:
+            continue
+        floor = prefix_max[i - 1]
+        mine = _write_rev(o) or o.revision
+        if mine < floor or (_write_rev(o) and mine == floor):
+            culprit = next(w for w in writes[:i] if _write_rev(w) == floor)
+            violations.append(
+                Violation(
+                    "linearizability",
+                    time,
+                    f"{o.describe()} is older than {culprit.describe()}, acknowledged before it began",
+                )
+            )
+            break
+    key_changes = {k: [(c.revision, c.value) for c in cs] for k, cs in final.by_key.items()}
+    for res in check_history(lin, budget_per_key, key_changes):
+        if res.verdict is Verdict.VIOLATION:
+            violations.append(Violation("linearizability", time, f"key {res.key!r}: {res.detail}"))
+        elif res.verdict is Verdict.UNKNOWN:
+            violations.append(Violation("linearizability-unknown", time, f"key {res.key!r}: {res.detail}"))
+    return violations
+
+
+# ------------------------------------------------------------------------------ 2. watches
+
+
+@dataclass(slots=True)
+class WatchEvent:
+    revision: int
+    key: bytes
+    value: bytes | None  # None: delete
+    prev: tuple[bytes, int] | None = None  # prev_kv (value, mod_revision), when asked for
+
+
+@dataclass(slots=True)
+class WatchRecord:
+    """One watcher as its client saw it: the responses, in order."""
+
+    id: int
+    member: int
+    start: bytes
+    end: bytes | None
+    start_rev: int
+    prev_kv: bool
+    responses: list[tuple[int, list[WatchEvent]]] = field(default_factory=list)  # (revision, events)
+    canceled: str = ""
+
+    def describe(self) -> str:
+        return f"watch #{self.id} on m{self.member} [{self.start!r},{self.end!r}) from rev {self.start_rev}"
+
+
+def check_watches(watches: Iterable[WatchRecord], final: FinalHistory, time: int) -> list[Violation]:
+    out: list[Violation] = []
+    for w in watches:
+        problem = _check_watch(w, final)
+        if problem:
+            out.append(Violation("watch", time, f"{w.describe()}: {problem}"))
+    return out
+
+
+def _check_watch(w: WatchRecord, final: FinalHistory) -> str:
+    last_rev = 0  # highest revision of any event delivered
+    told = 0  # highest revision the watcher was told it has seen
+    got: list[WatchEvent] = []
+    for resp_rev, events in w.responses:
+        revs = [e.revision for e in events]
+        if revs != sorted(revs):
+            return f"events out of order in one response: {revs}"
+        if revs and revs[0] <= last_rev:
+            return f"revision {revs[0]} delivered after revision {last_rev} (duplicate, split or reordered)"
+        if revs and resp_rev < revs[-1]:
+            return f"response revision {resp_rev} below its events' {revs[-1]}"
+        for e in events:
+            if e.revision < w.start_rev:
+                return f"event at revision {e.revision} before the start revision"
+        if revs:
+            last_rev = revs[-1]
+        told = max(told, resp_rev)
+        got.extend(events)
+    seen = {(e.revision, e.key) for e in got}
+    if len(seen) != len(got):
+        return "duplicate events"
+    hi = min(told, final.last_revision)
+    want = final.in_range(w.start, w.end, w.start_rev, hi)
+    if told > final.last_revision:
+        return f"told revision {told}, beyond the final history's {final.last_revision}"
+    got_cmp = [(e.revision, e.key, e.value) for e in got]
+    want_cmp = [(c.revision, c.key, c.value) for c in want]
+    if got_cmp != want_cmp:
+        missing = [x for x in want_cmp if x not in got_cmp][:3]
+        extra = [x for x in got_cmp if x not in want_cmp][:3]
+        return f"events differ from the history up to revision {hi}: missing {missing}, unexpected {extra}"
+    if w.prev_kv:
+        for e in got:
+            want_prev = final.value_at(e.key, e.revision - 1)
+            if e.prev != want_prev:
+                return (
+                    f"prev_kv of {e.key!r} at revision {e.revision} is {e.prev}, "
+                    f"the history holds {want_prev}"
+                )
+    return ""
+
+
+# ------------------------------------------------------------------------------ 3, 4, 5
+
+
+def check_hash_kv(hashes: dict[int, tuple[int, int]], time: int) -> list[Violation]:
+    """`hashes`: member -> (revision, hash)."""
+    revs = {r for r, _ in hashes.values()}
+    if len(revs) != 1:
+        return [Violation("hash-kv", time, f"members at different revisions after catch-up: {hashes}")]
+    if len({h for _, h in hashes.values()}) != 1:
+        return [Violation("hash-kv", time, f"members disagree at revision {revs.pop()}: {hashes}")]
+    return []
+
+
+def check_acked_writes(ops: Iterable[KvOp], final: FinalHistory, time: int) -> list[Violation]:
+    out = []
+    for o in ops:
+        rev = _write_rev(o)
+        if not rev:
+            continue
+        c = final.at(o.key, rev)
+        want_value = None if o.kind == "delete" else o.value
+        if c is None or c.revision != rev or c.value != want_value:
+            out.append(
+                Violation("lost-write", time, f"{o.describe()}: the history holds {c} at revision {rev}")
+            )
+    return out
+
+
+class RevisionWatch:
+    """Each member's revision must never go back (restarts included)."""
+
+    def __init__(self) -> None:
+        self.last: dict[int, int] = {}
+        self.violations: list[Violation] = []
+
+    def observe(self, time: int, member: int, revision: int, when: str = "") -> None:
+        before = self.last.get(member, 0)
+        if revision < before:
+            self.violations.append(
+                Violation(
+                    "revision-back",
+                    time,
+                    f"member m{member} at revision {revision} after {before} {when}".strip(),
+                )
+            )
+        self.last[member] = max(before, revision)
