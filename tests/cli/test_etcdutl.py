@@ -350,6 +350,13 @@ def test_restore_hash_checks(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     code, _, err = _restore(capsys, bad, tmp_path / "c.etcd", "n1")
     assert code == 1 and err.splitlines()[-1].startswith("Error: expected sha256 [")
     assert not (tmp_path / "c.etcd").exists()
+    # an empty data dir is accepted (etcd 3.6); after a failure it is left empty again
+    empty = tmp_path / "empty.etcd"
+    empty.mkdir()
+    assert _restore(capsys, bad, empty, "n1")[0] == 1
+    assert empty.is_dir() and not os.listdir(empty)
+    assert _restore(capsys, tmp_path / "good.db", empty, "n1")[0] == 0
+    assert (empty / "member" / "wal").is_dir()
     # a damaged stream whose trailer was recomputed: the stream's own hash catches it
     stream = bytearray(raw[:-32])
     stream[100] ^= 1

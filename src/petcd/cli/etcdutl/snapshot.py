@@ -252,7 +252,10 @@ def restore(cfg: RestoreConfig, log: Log = _quiet) -> None:
         path=cfg.snapshot_path,
         **{"wal-dir": wdir, "data-dir": cfg.data_dir, "snap-dir": sdir},
     )
-    created = [p for p in (cfg.data_dir, wdir) if not os.path.exists(p)]
+    # what to remove if the restore fails: only what it created (an empty data dir given to it stays)
+    created = [cfg.data_dir if not os.path.exists(cfg.data_dir) else os.path.join(cfg.data_dir, "member")]
+    if not os.path.exists(wdir):
+        created.append(wdir)
     try:
         length = stream_length(cfg.snapshot_path, cfg.skip_hash_check)
         commit = len(cfg.cluster.members)
