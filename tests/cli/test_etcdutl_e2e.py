@@ -221,6 +221,20 @@ def test_snapshot_save_status_restore_three_members(
     out = ctl(new[0].client_url, "put", "/proof/after", "x", "-w", "json")
     assert int(json.loads(out)["header"]["revision"]) == rev + 1
     assert ctl(new[2].client_url, "get", "/proof/after", "--print-value-only") == "x\n"
+    # a restored member restarts from its own data dir like any other
+    new[0].stop()
+    ready_before = new[0].log_path.read_text().count("ready to serve client requests")
+    new[0].start(cluster)
+    wait_for(
+        lambda: (
+            new[0].ready()
+            and new[0].log_path.read_text().count("ready to serve client requests") > ready_before
+        ),
+        READY_TIMEOUT_S,
+        "the restarted member",
+    )
+    got = json.loads(ctl(new[0].client_url, "get", "/proof/", "--prefix", "-w", "json"))
+    assert len(got["kvs"]) == len(want) + 1
     if bump:
         compacted = subprocess.run(
             [ETCDCTL, "--endpoints", new[1].client_url, "get", "/proof/key00", "--rev", "5"],
