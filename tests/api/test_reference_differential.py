@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import socket
 import subprocess
 import time
@@ -26,7 +25,7 @@ from petcd.pb.etcdserverpb import rpc_pb2_grpc as rpc
 from petcd.pb.v3electionpb import v3election_pb2 as epb
 from petcd.pb.v3electionpb import v3election_pb2_grpc as erpc
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
+ETCD = "/usr/bin/etcd"  # the reference etcd (Debian etcd-server), never petcd on PATH
 pytestmark = pytest.mark.skipif(not os.path.exists(ETCD), reason="reference etcd not installed")
 
 

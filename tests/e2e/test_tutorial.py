@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+ETCDCTL = "/usr/bin/etcdctl"  # the reference etcdctl (Debian etcd-client), never petcd on PATH
 pytestmark = pytest.mark.skipif(not os.path.exists(ETCDCTL), reason="reference etcdctl not installed")
 
 READY_TIMEOUT_S = 30.0

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import subprocess
 import time
@@ -23,8 +22,8 @@ from petcd.backend.memory import MemoryBackend
 from petcd.mvcc.kvstore import KVStore
 from petcd.mvcc.types import DeleteRangeRequest, PutRequest, RequestOp, TxnRequest
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-ETCDCTL = shutil.which("etcdctl") or "/usr/bin/etcdctl"
+ETCD = "/usr/bin/etcd"  # the reference etcd (Debian etcd-server), never petcd on PATH
+ETCDCTL = "/usr/bin/etcdctl"  # the reference etcdctl (Debian etcd-client), never petcd on PATH
 
 pytestmark = pytest.mark.skipif(
     not (os.path.exists(ETCD) and os.path.exists(ETCDCTL)), reason="reference etcd not installed"
