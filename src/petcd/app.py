@@ -205,11 +205,7 @@ def run(cfg: ServerConfig, zap: ZapLogger, args: Sequence[str]) -> int:
     try:
         return _run_locked(cfg, zap, fs)
     except (BootstrapError, WalError, OSError, EtcdError) as e:
-        zap.fatal(
-            CALLER,
-            "discovery failed" if isinstance(e, BootstrapError) else "failed to start etcd",
-            error=str(e),
-        )
+        zap.fatal(CALLER, "failed to start etcd", error=str(e))
         return 1
     finally:
         lock.release()
