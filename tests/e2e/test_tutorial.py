@@ -561,3 +561,44 @@ def test_second_process_on_a_data_dir_is_refused(tmp_path: Path, members: list[M
     assert twin.proc is not None and twin.proc.wait(30) == 1
     assert "is in use by another etcd process" in twin.log_text()
     assert etcdctl(m.client_url, "put", "still", "here") == "OK\n"
+
+
+def test_config_file(tmp_path: Path) -> None:
+    client, peer = free_ports(2)
+    cfg = tmp_path / "etcd.conf.yml"
+    cfg.write_text(
+        "name: cfg1\n"
+        f"data-dir: {tmp_path / 'cfg1.etcd'}\n"
+        f"listen-client-urls: http://127.0.0.1:{client}\n"
+        f"advertise-client-urls: http://127.0.0.1:{client}\n"
+        f"listen-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-advertise-peer-urls: http://127.0.0.1:{peer}\n"
+        f"initial-cluster: cfg1=http://127.0.0.1:{peer}\n"
+        "initial-cluster-token: from-yaml\n"
+        "heartbeat-interval: 50\n"
+        "election-timeout: 500\n"
+        "log-level: info\n"
+    )
+    log_path = tmp_path / "cfg1.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "petcd", "--config-file", str(cfg)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        wait_for(lambda: "ready to serve client requests" in log_path.read_text(), READY_TIMEOUT_S, "ready")
+        url = f"http://127.0.0.1:{client}"
+        assert etcdctl(url, "put", "from", "yaml") == "OK\n"
+        assert etcdctl(url, "member", "list").split(", ")[2] == "cfg1"
+        assert '"election-timeout":"500ms"' in log_path.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0
