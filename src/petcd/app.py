@@ -263,6 +263,7 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
     def post(fn: Any) -> None:
         node_loop.post(fn)
 
+    metrics = EtcdMetrics()
     callbacks = TransportCallbacks(
         on_message=lambda m: post(lambda n: n.step(m)),
         on_snapshot=lambda m, chunks: post(lambda n: n.receive_snapshot(m, chunks)),
@@ -271,6 +272,7 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
         is_removed=lambda mid: "node" in holder and mid in holder["node"].members.removed,
         members_info=lambda: _members_info(node_loop, holder["node"]) if "node" in holder else {},
         on_removed=removed_by_peer,
+        on_round_trip=lambda mid, rtt_s: metrics.peer_round_trip_time.labels(id_str(mid)).observe(rtt_s),
     )
     transport = Transport(ident.member_id, ident.cluster_id, cfg.listen_peer_urls, callbacks)
     try:
@@ -303,7 +305,6 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
             request_stop(0)
 
     node_loop.every_ready(check_removed)
-    metrics = EtcdMetrics()
     log_store.observe_sync = metrics.wal_fsync_duration.observe
     node_loop.every_ready(_metrics_updater(metrics, backend))
     metrics.add_sampled("etcd_debugging_mvcc_", node.watchable.gauges)

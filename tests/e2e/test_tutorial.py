@@ -602,3 +602,19 @@ def test_config_file(tmp_path: Path) -> None:
             proc.kill()
             proc.wait(10)
     assert proc.returncode == 0
+
+
+def test_peer_round_trip_metric(tmp_path: Path, members: list[Member]) -> None:
+    import urllib.request
+
+    ms, initial = make_cluster(tmp_path, members, 2)
+    for m in ms:
+        m.start(initial)
+    wait_ready(ms)
+
+    def probed() -> bool:
+        with urllib.request.urlopen(f"{ms[0].client_url}/metrics", timeout=10) as r:
+            text = r.read().decode()
+        return "etcd_network_peer_round_trip_time_seconds_count{To=" in text
+
+    wait_for(probed, 10.0, "a peer round-trip sample")

@@ -21,6 +21,7 @@ class Recorder:
         self.snapshots: list[tuple[Message, list[bytes]]] = []
         self.unreachable: list[int] = []
         self.snap_status: list[tuple[int, bool]] = []
+        self.rtts: list[tuple[int, float]] = []
         self.cond = threading.Condition()
 
     def _add(self, fn: Callable[[], None]) -> None:
@@ -36,6 +37,7 @@ class Recorder:
             on_snapshot_status=lambda i, ok: self._add(lambda: self.snap_status.append((i, ok))),
             is_removed=lambda i: i in removed,
             members_info=lambda: {"cluster_id": CLUSTER, "members": [{"id": 1}]},
+            on_round_trip=lambda i, s: self._add(lambda: self.rtts.append((i, s))),
         )
 
     def wait(self, pred: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -183,3 +185,15 @@ def test_removing_a_peer_never_blocks(started: list[Transport]) -> None:
     t1.set_peers({})
     assert time.monotonic() - t0 < 0.5
     t1.send([msg(9, 1, 1)])  # to a removed peer: dropped quietly
+
+
+def test_round_trips_are_probed(started: list[Transport]) -> None:
+    r1, r2 = Recorder(), Recorder()
+    t1, t2 = make(1, r1), make(2, r2)
+    started += [t1, t2]
+    t1.set_peers({2: t2.listen_urls})
+    assert r1.wait(lambda: bool(r1.rtts))
+    peer, rtt = r1.rtts[0]
+    assert peer == 2 and 0 < rtt < 1.0
+    t1.send([msg(2, 1, 5)])  # probes and messages share the stream
+    assert r2.wait(lambda: [m.index for m in r2.messages] == [5])

@@ -44,7 +44,9 @@ from petcd.raft.types import Message
 
 log = logging.getLogger("petcd.runtime.transport")
 
-HELLO, OK, REJECT, MSG, SNAP_BEGIN, SNAP_CHUNK, SNAP_END, SNAP_ACK, MEMBERS = range(1, 10)
+HELLO, OK, REJECT, MSG, SNAP_BEGIN, SNAP_CHUNK, SNAP_END, SNAP_ACK, MEMBERS, PING, PONG = range(1, 12)
+PROBE_INTERVAL_S = 1.0
+_PING = struct.Struct(">d")
 PURPOSE_STREAM, PURPOSE_SNAPSHOT, PURPOSE_MEMBERS = 1, 2, 3
 MAGIC = b"PETCD1"
 REMOVED_REASON = "rejected stream from remote peer because it was removed"
@@ -109,6 +111,8 @@ class TransportCallbacks:
     # A peer refused us because this member was removed from the cluster (etcd: the member then
     # stops, "the member has been permanently removed from the cluster").
     on_removed: Callable[[], None] = lambda: None
+    # Seconds of one probe's round trip to a peer (etcd_network_peer_round_trip_time_seconds).
+    on_round_trip: Callable[[int, float], None] = lambda _id, _s: None
 
 
 def dial(url: str, cluster_id: int, from_id: int, to_id: int, purpose: int) -> socket.socket:
@@ -234,8 +238,17 @@ class _Peer:
         dead = threading.Event()
         watcher = threading.Thread(target=self._watch_close, args=(sock, dead), daemon=True)
         watcher.start()
+        next_probe = time.monotonic()
         while not self._stopped.is_set():
-            item = self.queue.get()
+            now = time.monotonic()
+            if now >= next_probe:
+                # etcd's prober: the round trip of a tiny frame the peer echoes on this connection
+                next_probe = now + PROBE_INTERVAL_S
+                sock.sendall(frame(PING, _PING.pack(time.perf_counter())))
+            try:
+                item = self.queue.get(timeout=max(0.0, next_probe - now))
+            except queue.Empty:
+                continue
             if item is None:
                 return
             batch = [frame(MSG, item)] if item else []
@@ -255,14 +268,17 @@ class _Peer:
                 sock.sendall(b"".join(batch))
 
     def _watch_close(self, sock: socket.socket, dead: threading.Event) -> None:
+        # The peer writes nothing but PONG frames on this connection.
         try:
             while True:
                 try:
-                    if not sock.recv(4096):
-                        break
+                    kind, payload = read_frame(sock)
                 except TimeoutError:
                     continue
-        except OSError:
+                if kind == PONG and len(payload) == _PING.size:
+                    (sent,) = _PING.unpack(payload)
+                    self.transport.callbacks.on_round_trip(self.member_id, time.perf_counter() - sent)
+        except (OSError, FrameError):
             pass
         dead.set()
         # Wake the sender so it notices the dead socket without waiting for the next message.
@@ -507,6 +523,9 @@ class Transport:
             kind, payload = read_frame(conn)
             if self.callbacks.is_removed(from_id):
                 return  # closing makes the removed member redial and be refused as removed
+            if kind == PING:
+                conn.sendall(frame(PONG, payload))
+                continue
             if kind != MSG:
                 raise FrameError(f"unexpected frame {kind} on a message stream")
             self.callbacks.on_message(decode_message(payload))
