@@ -5,7 +5,8 @@ Wire format (petcd's own; it need not match Go etcd's rafthttp): every frame is
 A connection starts with a handshake. The dialer sends HELLO(cluster_id, from, to, purpose); the
 listener checks that the cluster ID is its own, that `to` is itself and that `from` is not a
 removed member, and answers OK or REJECT(reason) (then closes). After OK:
-* purpose STREAM: the dialer sends MSG frames (one raft message each, petcd.codec.raft), forever;
+* purpose STREAM: the dialer sends MSG frames (one raft message each, petcd.codec.raft), forever,
+  and a PING frame every second that the listener echoes as PONG (the peer round-trip metric);
 * purpose SNAPSHOT: the dialer sends SNAP_BEGIN (the MsgSnap), SNAP_CHUNK frames (the backend
   stream), SNAP_END; the listener hands message and chunks to the node and answers SNAP_ACK;
 * purpose MEMBERS: the listener answers MEMBERS(json) with its cluster ID and member list (a
