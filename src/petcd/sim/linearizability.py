@@ -124,12 +124,17 @@ def _read_at(state: State, revision: int) -> State | None:
 KeyChange = tuple[int, bytes | None]  # (revision, value or None for a delete)
 
 
-def guided_step(state: tuple[int, int], op: KvOp, changes: Sequence[KeyChange]) -> tuple[int, int] | None:
+def guided_step(
+    state: tuple[int, int], op: KvOp, changes: Sequence[KeyChange], claimed: frozenset[int] = frozenset()
+) -> tuple[int, int] | None:
     """The model guided by the key's final history: the state is (p, floor), p the number of
     the key's changes applied. A write must be the key's next change (same revision, same
-    value); a read at header revision R sees exactly the key as of R."""
+    value); a read at header revision R sees exactly the key as of R. A delete of unknown
+    outcome can only be a tombstone that no acknowledged delete (`claimed`) accounts for."""
     p, floor = state
     nxt = changes[p] if p < len(changes) else None
+    if op.kind == "delete" and not op.known and (nxt is None or nxt[0] in claimed):
+        return None
     writes = op.kind == "put" or (op.kind == "cas" and (op.succeeded or not op.known))
     if writes or (op.kind == "delete" and (op.deleted or not op.known)):
         if nxt is None or nxt[0] <= floor:
@@ -198,11 +203,17 @@ def check_key(
         if o.known or o.required:
             must |= 1 << i
     start: object = initial if changes is None else (0, 0)
+    claimed = frozenset(o.revision for o in ops if o.kind == "delete" and o.known and o.deleted)
 
     def advance(state: object, o: KvOp) -> object:
         if changes is None:
             return step(state, o)  # type: ignore[arg-type]
-        return guided_step(state, o, changes)  # type: ignore[arg-type]
+        return guided_step(state, o, changes, claimed)  # type: ignore[arg-type]
+
+    # Deletes of unknown outcome are interchangeable but for their invocation times, and nothing
+    # bounds them from above: placing the earliest-invoked one first loses no linearization, and
+    # keeps the search from trying every subset of them.
+    unknown_deletes = [i for i, o in enumerate(ops) if o.kind == "delete" and not o.known]
 
     seen: set[tuple[int, object]] = set()
     steps = 0
@@ -230,10 +241,13 @@ def check_key(
         for i in range(n):
             if not (mask >> i) & 1 and (must >> i) & 1 and rets[i] < horizon:
                 horizon = rets[i]
+        first_unknown_delete = next((i for i in unknown_deletes if not (mask >> i) & 1), -1)
         for i in range(n - 1, -1, -1):
             if (mask >> i) & 1:
                 continue
             o = ops[i]
+            if o.kind == "delete" and not o.known and i != first_unknown_delete:
+                continue
             if o.invoke > horizon:
                 continue
             nxt = advance(state, o)
