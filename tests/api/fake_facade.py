@@ -85,7 +85,6 @@ class FakeWatchStream:
                         watch_id=wid,
                         canceled=True,
                         compact_revision=f.compact_rev,
-                        cancel_reason="mvcc: required revision has been compacted",
                     )
                 )
                 return wid

@@ -643,10 +643,19 @@ class StoreWrite:
         self.backend.put(INDEX_BUCKET, ik + keys.inv_rev_bytes(main, sub), _PUT + raw)
         self.backend.put(HISTORY_BUCKET, keys.rev_bytes(main, sub), _PUT + ik)
         event = Event(type=Event.PUT, kv=kv)
-        if prev is not None:
-            event.prev_kv.CopyFrom(prev)
+        event_prev = self._event_prev(key, prev)
+        if event_prev is not None:
+            event.prev_kv.CopyFrom(event_prev)
         self._events.append(event)
         return prev_raw
+
+    def _event_prev(self, key: bytes, prev: KeyValue | None) -> KeyValue | None:
+        """An event's prev_kv: the key as of the revision before this one (etcd reads it at
+        mod_revision - 1), not a version an earlier op of the same txn wrote."""
+        if prev is None or prev.mod_revision < self._main:
+            return prev
+        older = _get(self.backend, key, self._main - 1)
+        return None if older is None else KeyValue.FromString(older)
 
     def _delete(self, key: bytes, end: bytes) -> list[bytes]:
         """Tombstone every live key in the range; their stored KeyValues before the delete."""
@@ -664,7 +673,7 @@ class StoreWrite:
             if prev.lease:
                 self._lease(False, prev.lease, prev.key)
             tomb.mod_revision = main
-            self._events.append(Event(type=Event.DELETE, kv=tomb, prev_kv=prev))
+            self._events.append(Event(type=Event.DELETE, kv=tomb, prev_kv=self._event_prev(prev.key, prev)))
         return found
 
     # requests -----------------------------------------------------------------------------------
@@ -944,7 +953,8 @@ class KVStore:
                 else:
                     event = Event(type=Event.PUT, kv=kv)
                 if prev_kv:
-                    older = txn.seek(INDEX_BUCKET, index_key + b"\x00")
+                    # as of the revision before (not an earlier op of the same txn), as etcd
+                    older = txn.seek(INDEX_BUCKET, ik + keys.at_or_before(main - 1))
                     if older is not None and older[0][:-_INV] == ik and older[1][0] == TAG_PUT:
                         event.prev_kv.ParseFromString(older[1][1:])
                 if out and out[-1][0] == main:

@@ -49,7 +49,6 @@ from typing import Protocol
 
 from petcd.errors import Compacted
 from petcd.mvcc.watcher import (
-    COMPACTED_REASON,
     DEFAULT_MAX_REQUEST_BYTES,
     DELETE,
     INVALID_WATCH_ID,
@@ -322,9 +321,7 @@ class WatchableStore:
         return chosen
 
     def _cancel_compacted(self, w: Watcher, compact: int, current: int) -> None:
-        resp = WatchResponse(
-            w.id, [], current, compact_revision=compact, canceled=True, cancel_reason=COMPACTED_REASON
-        )
+        resp = WatchResponse(w.id, [], current, compact_revision=compact, canceled=True)
         if w.stream.send([resp]):
             w.compacted = True
             self.unsynced.delete(w)

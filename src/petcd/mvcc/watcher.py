@@ -44,7 +44,6 @@ INVALID_WATCH_ID = -1  # a progress response for the whole stream (clientv3.Inva
 
 UNBOUNDED = b""
 DEFAULT_MAX_REQUEST_BYTES = 1536 * 1024
-COMPACTED_REASON = "mvcc: required revision has been compacted"
 
 
 class WatchError(EtcdError):
