@@ -47,7 +47,7 @@ class WalLogStore:
         return self.wal
 
     def save(self, hard_state: HardState, entries: Sequence[Entry], must_sync: bool) -> None:
-        self._w().save(hard_state, entries)
+        self._w().save(hard_state, entries, force_sync=must_sync)
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         md = snapshot.metadata

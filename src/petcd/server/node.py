@@ -204,6 +204,9 @@ class NodeConfig:
     cluster_version: str = "3.6.0"  # petcd.version.CLUSTER_VERSION (a test keeps them equal)
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
     max_inflight_msgs: int = 512
+    # Sync the backend after each applied batch, before answering from it (see `_apply`). Only
+    # tests that measure something else turn it off.
+    sync_backend_on_apply: bool = True
     seed: int | None = None  # election jitter; default: derived from the member ID
     # Wall-clock milliseconds at start (the runtime's time.time()): request and lease IDs and
     # added members' IDs derive from it, as etcd's do. None: the Clock's reading (tests, sim).
@@ -850,9 +853,13 @@ class Node:
         leader = self.is_leader
         if leader:
             self._send(rd.messages)
-        if not rd.snapshot.is_empty():
+        installed = not rd.snapshot.is_empty()
+        if installed:
             self._install_snapshot(rd.snapshot)
-        self.log_store.save(rd.hard_state, rd.entries, rd.must_sync)
+        # After installing a snapshot the hard state's commit must be durable before anything
+        # acts on it: a restart whose WAL forgot that commit would drop the snapshot's marker
+        # and meet a leader's commit beyond its log (etcd#10219; etcd forces storage.Sync()).
+        self.log_store.save(rd.hard_state, rd.entries, rd.must_sync or installed)
         if not rd.hard_state.is_empty():
             self._raft_storage.set_hard_state(rd.hard_state)
         if rd.entries:
@@ -1052,6 +1059,12 @@ class Node:
                     put_consistent_index(w.backend, last.index, last.term)
                 finally:
                     self._apply_w = None
+            if self.config.sync_backend_on_apply:
+                # A commit-only hard state is not fsynced in the WAL (raft's must_sync rule), so
+                # after a power cut the WAL may name an older commit than this batch. The backend
+                # must then still hold what clients were answered from, or a member's revision
+                # goes back (etcd#13766): make each applied batch durable before it is answered.
+                self.backend.sync()
             self.consistent_index = last.index
         else:
             for e in entries:

@@ -405,12 +405,16 @@ class Wal:
         if not self.unsafe_no_fsync:
             self._fs.fsync_dir(self.dir)
 
-    def save(self, hard_state: HardState, entries: Sequence[Entry]) -> None:
-        """Append the entries and the hard state; one fdatasync for the whole batch if needed."""
+    def save(self, hard_state: HardState, entries: Sequence[Entry], force_sync: bool = False) -> None:
+        """Append the entries and the hard state; one fdatasync for the whole batch if needed.
+
+        Needed means raft's rule (new entries, term or vote changed) or `force_sync`: a caller that
+        will act on a commit-only change (installing a snapshot, as etcd's storage.Sync()) asks for it.
+        """
         if hard_state.is_empty() and not entries:
             return
         self._writable()
-        sync = must_sync(hard_state, self._state, len(entries))
+        sync = force_sync or must_sync(hard_state, self._state, len(entries))
         for e in entries:
             self._append(RecordType.ENTRY, encode_entry(e))
             self._enti = e.index
