@@ -189,7 +189,12 @@ def test_corrupt_snapshot_is_refused_and_changes_nothing(make: Factory) -> None:
     stream = b"".join(b.snapshot())
     target = make()
     fill(target, "x", [b"kept"])
-    for bad in (stream[:-1], stream[:-40] + bytes([stream[-40] ^ 1]) + stream[-39:], b"garbage" + stream, stream + b"x"):
+    for bad in (
+        stream[:-1],
+        stream[:-40] + bytes([stream[-40] ^ 1]) + stream[-39:],
+        b"garbage" + stream,
+        stream + b"x",
+    ):
         with pytest.raises(SnapshotCorrupt):
             target.restore([bad])
         with target.read_txn() as t:
