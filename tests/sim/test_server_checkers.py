@@ -152,6 +152,13 @@ def test_watch_gap_duplicate_order_split_and_prev_kv_are_violations() -> None:
         assert kinds(check_watches([bad], FINAL, 0)) == ["watch"], bad
 
 
+def test_a_watch_still_open_at_the_end_must_have_everything() -> None:
+    told_little = watch((2, [ev(2, b"k0", b"a")]))
+    assert check_watches([told_little], FINAL, 0) == []  # not owed revisions it was not told of...
+    told_little.complete = True  # ...unless it stayed open while the cluster healed
+    assert kinds(check_watches([told_little], FINAL, 0)) == ["watch"]
+
+
 # -- 3, 4, 5 -----------------------------------------------------------------------------------
 
 

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from petcd.mvcc import watchable_store
+from petcd.mvcc.watcher import Event
 from petcd.server.node import Node
 from petcd.sim.__main__ import main
 from petcd.sim.eventlog import EventLog
@@ -20,10 +22,9 @@ from petcd.sim.sweep import run_server_seed, sweep_server
 HERE = Path(__file__).resolve().parent
 CORPUS = range(100, 160)
 CORPUS_TICKS = 200
-# A member's revision goes back after a power cut that loses the backend's unsynced commits (see
-# regression_server_seeds.txt, reported in .coord/requests.md): the corpus keeps the backend's
-# commits until that is fixed; the regression seeds show the bug.
-CORPUS_OVERRIDES = {"lose_backend": "0"}
+CORPUS_OVERRIDES: dict[str, str] = {}
+# The server's fix for a member's revision going back after a power cut (a75832f), turned off.
+NO_BACKEND_SYNC = {"sync_backend_on_apply": "false"}
 
 
 def logged(seed: int, **kw: object) -> list[str]:
@@ -43,7 +44,7 @@ def test_same_seed_gives_the_same_event_log_across_processes() -> None:
     def run(hash_seed: str) -> bytes:
         env = dict(os.environ, PYTHONHASHSEED=hash_seed)
         out = subprocess.run(
-            [sys.executable, "-m", "petcd.sim", "--server", "--seed", "33", "--set", "lose_backend=0"],
+            [sys.executable, "-m", "petcd.sim", "--server", "--seed", "33"],
             env=env,
             capture_output=True,
             check=True,
@@ -90,22 +91,21 @@ def test_regression_seed(seed: int, ticks: int, nodes: int | None, overrides: di
     assert result.ok, result.summary()
 
 
-def test_revision_back_seed_is_reported_precisely() -> None:
-    # Seed 17 (xfail above) names the member, both revisions and the incarnation.
-    result = run_server_seed(17, log=True)
-    if result.ok:
-        pytest.skip("the revision-back bug is fixed")
+def test_revision_back_is_caught_without_the_servers_backend_sync() -> None:
+    # Seed 17 found the bug; with the fix off it must fail again, naming member and revisions.
+    assert run_server_seed(17).ok
+    result = run_server_seed(17, log=True, overrides=NO_BACKEND_SYNC)
     assert result.violations[0].kind == "revision-back"
     assert "m4 at revision 49 after 50" in result.violations[0].detail
 
 
 def test_cli_server_seed_and_sweep(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--server", "--seed", "3", "--set", "lose_backend=0"]) == 0
+    assert main(["--server", "--seed", "3"]) == 0
     out = capsys.readouterr().out
     assert "server seed 3: ok" in out and "final: revision" in out
-    assert main(["--server", "--seeds", "3-4", "--set", "lose_backend=0"]) == 0
+    assert main(["--server", "--seeds", "3-4"]) == 0
     assert "2 seeds, 2 passed" in capsys.readouterr().out
-    assert main(["--server", "--seed", "17"]) == 1  # the revision-back bug, until fixed
+    assert main(["--server", "--seed", "17", "--set", "sync_backend_on_apply=false"]) == 1
     with pytest.raises(SystemExit):
         main(["--server", "--seed", "1", "--set", "no_such_knob=1"])
 
@@ -127,3 +127,22 @@ def test_stale_linearizable_reads_are_caught(monkeypatch: pytest.MonkeyPatch) ->
         )
     ]
     assert kinds.count("linearizability") >= 5, kinds
+
+
+def test_watch_bugs_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Injected watch bugs: prev_kv never filled in; unsynced watchers never catching up.
+    def first_kinds() -> list[str]:
+        return [
+            r.violations[0].kind if r.violations else "ok"
+            for r in (
+                run_server_seed(s, overrides={**CORPUS_OVERRIDES, "watch_rate": "0.05"})
+                for s in range(100, 105)
+            )
+        ]
+
+    assert first_kinds() == ["ok"] * 5
+    with monkeypatch.context() as m:
+        m.setattr(watchable_store._PrevKvCache, "with_prev", lambda self, ev: Event(ev.type, ev.kv, None))
+        assert first_kinds() == ["watch"] * 5
+    monkeypatch.setattr(watchable_store.WatchableStore, "sync_watchers", lambda self: 0)
+    assert first_kinds() == ["watch"] * 5

@@ -14,6 +14,13 @@ after that read must be newer than what the read saw). This is weaker than etcd'
 revision counter - it is a projection on one key - so a history it rejects is a real violation;
 that is what makes checking key by key sound.
 
+Guided mode (`changes` given: the key's final history, which the simulator has checked every
+member holds): the state is instead (number of the key's changes applied, floor); a write can
+only be the key's next change, a read at revision R must see exactly the key as of R, and a
+delete of unknown outcome can only account for a tombstone no acknowledged delete claims. Writes
+are then placed in revision order, which keeps the search small on long concurrent histories
+that the plain model would explore exponentially.
+
 Search (Wing & Gong, with Lowe's memo): depth first, an op may be placed next when its invocation
 precedes the return of every op not yet placed; states already explored with the same set of
 placed ops are skipped. A budget of search steps bounds the work: when it runs out the verdict is

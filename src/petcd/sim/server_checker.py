@@ -16,7 +16,7 @@ checks, each returning `Violation`s (petcd.sim.checker):
 2. watches (`check_watches`): per watcher, events in revision order, no duplicates, each
    revision in one response, and exactly the final history's events for the watched range from
    the start revision up to the last revision the watcher was told about; prev_kv equal to the
-   key's value at revision - 1.
+   key's value at revision - 1; a watcher still open at the end has received everything.
 3. HashKV (`check_hash_kv`): every member at the same revision has the same hash.
 4. no acknowledged write lost (`check_acked_writes`): the final history holds every acked
    put/cas/delete at its revision.
@@ -198,6 +198,9 @@ class WatchRecord:
     prev_kv: bool
     responses: list[tuple[int, list[WatchEvent]]] = field(default_factory=list)  # (revision, events)
     canceled: str = ""
+    # Still open at the end, on a member that caught up: every event of the final history in its
+    # range from start_rev on must have arrived (a watch makes progress once the cluster heals).
+    complete: bool = False
 
     def describe(self) -> str:
         return f"watch #{self.id} on m{self.member} [{self.start!r},{self.end!r}) from rev {self.start_rev}"
@@ -235,6 +238,8 @@ def _check_watch(w: WatchRecord, final: FinalHistory) -> str:
     if len(seen) != len(got):
         return "duplicate events"
     hi = min(told, final.last_revision)
+    if w.complete:
+        hi = final.last_revision
     want = final.in_range(w.start, w.end, w.start_rev, hi)
     if told > final.last_revision:
         return f"told revision {told}, beyond the final history's {final.last_revision}"

@@ -53,7 +53,8 @@ class SimWalLogStore:
         return self.wal
 
     def save(self, hard_state: HardState, entries: Sequence[Entry], must_sync: bool) -> None:
-        self._w().save(hard_state, entries)
+        # must_sync may be forced by the Node (after installing a snapshot), beyond raft's rule.
+        self._w().save(hard_state, entries, force_sync=must_sync)
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
         md = snapshot.metadata
