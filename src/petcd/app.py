@@ -156,6 +156,12 @@ def _node_config(cfg: ServerConfig, ident: Identity) -> NodeConfig:
         auto_compaction_mode=cfg.auto_compaction_mode,
         auto_compaction_retention=cfg.auto_compaction_retention_s,
         cluster_version=CLUSTER_VERSION,
+        # etcd's --unsafe-no-fsync skips the backend's fsync too; otherwise every applied batch
+        # is made durable before it is answered (see Node._apply).
+        sync_backend_on_apply=not cfg.unsafe_no_fsync,
+        # request, lease and new members' IDs derive from wall time, as etcd's do, so they do not
+        # repeat across restarts (the Clock port is monotonic and starts anew with the process)
+        start_unix_ms=int(time.time() * 1000),
     )
 
 
@@ -227,7 +233,13 @@ def _run_locked(cfg: ServerConfig, zap: ZapLogger, fs: OsFileSystem) -> int:
             unsafe_no_fsync=cfg.unsafe_no_fsync,
         )
         state.closers.append(log_store.close)
-        backend = LmdbBackend(os.path.join(sdir, "db"), cfg.quota_backend_bytes or DEFAULT_QUOTA_BYTES)
+        # sync_commits: LMDB writes its data pages durably before the meta page that points to
+        # them (MDB_NOMETASYNC), so a power cut cannot leave a torn database.
+        backend = LmdbBackend(
+            os.path.join(sdir, "db"),
+            cfg.quota_backend_bytes or DEFAULT_QUOTA_BYTES,
+            sync_commits=not cfg.unsafe_no_fsync,
+        )
         state.closers.append(backend.close)
         return _serve_member(cfg, zap, ident, log_store, backend, state)
     finally:

@@ -544,7 +544,8 @@ def test_member_remove_stops_the_removed_member(tmp_path: Path, members: list[Me
         r.split(", ")[0] for r in etcdctl(ms[0].client_url, "member", "list").splitlines() if gone.name in r
     )
     out = etcdctl(ms[0].client_url, "member", "remove", gone_id)
-    assert out.startswith(f"Member {gone_id} removed from cluster ")
+    # etcdctl prints `Member %16x removed ...`: space-padded to 16 columns
+    assert out.startswith(f"Member {int(gone_id, 16):16x} removed from cluster ")
     assert gone.proc is not None
     gone.proc.wait(20)
     assert "the member has been permanently removed from the cluster" in gone.log_text()

@@ -143,14 +143,14 @@ class WalLogStore:
         return self._persisted
 
     def save(self, hard_state: HardState, entries: Sequence[Entry], must_sync: bool) -> None:
-        # Wal.save decides the fdatasync from the same rule raft's must_sync follows (new entries,
-        # term or vote changed), once for the whole batch.
+        # One fdatasync for the whole batch when raft's rule asks for it (new entries, term or vote
+        # changed) or the Node does (a commit it acts on at once, e.g. with an installed snapshot).
         observe = self.observe_sync
         if observe is None or not must_sync:
-            self.wal.save(hard_state, entries)
+            self.wal.save(hard_state, entries, force_sync=must_sync)
         else:
             t0 = time.perf_counter()
-            self.wal.save(hard_state, entries)
+            self.wal.save(hard_state, entries, force_sync=True)
             observe(time.perf_counter() - t0)
         self.saves += 1
 
