@@ -92,11 +92,11 @@ def test_regression_seed(seed: int, ticks: int, nodes: int | None, overrides: di
 
 
 def test_revision_back_is_caught_without_the_servers_backend_sync() -> None:
-    # Seed 17 found the bug; with the fix off it must fail again, naming member and revisions.
-    assert run_server_seed(17).ok
-    result = run_server_seed(17, log=True, overrides=NO_BACKEND_SYNC)
+    # Seed 17 found the bug; with the fix off seed 24 fails again, naming member and revisions.
+    assert run_server_seed(24).ok
+    result = run_server_seed(24, log=True, overrides=NO_BACKEND_SYNC)
     assert result.violations[0].kind == "revision-back"
-    assert "m4 at revision 49 after 50" in result.violations[0].detail
+    assert "m4 at revision 25 after 26" in result.violations[0].detail
 
 
 def test_cli_server_seed_and_sweep(capsys: pytest.CaptureFixture[str]) -> None:
@@ -105,7 +105,7 @@ def test_cli_server_seed_and_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert "server seed 3: ok" in out and "final: revision" in out
     assert main(["--server", "--seeds", "3-4"]) == 0
     assert "2 seeds, 2 passed" in capsys.readouterr().out
-    assert main(["--server", "--seed", "17", "--set", "sync_backend_on_apply=false"]) == 1
+    assert main(["--server", "--seed", "24", "--set", "sync_backend_on_apply=false"]) == 1
     with pytest.raises(SystemExit):
         main(["--server", "--seed", "1", "--set", "no_such_knob=1"])
 

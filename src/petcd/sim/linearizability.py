@@ -221,6 +221,13 @@ def check_key(
     # bounds them from above: placing the earliest-invoked one first loses no linearization, and
     # keeps the search from trying every subset of them.
     unknown_deletes = [i for i, o in enumerate(ops) if o.kind == "delete" and not o.known]
+    is_read = [
+        o.known
+        and (
+            o.kind == "get" or (o.kind == "cas" and not o.succeeded) or (o.kind == "delete" and not o.deleted)
+        )
+        for o in ops
+    ]
 
     seen: set[tuple[int, object]] = set()
     steps = 0
@@ -249,6 +256,25 @@ def check_key(
             if not (mask >> i) & 1 and (must >> i) & 1 and rets[i] < horizon:
                 horizon = rets[i]
         first_unknown_delete = next((i for i in unknown_deletes if not (mask >> i) & 1), -1)
+        if changes is not None:
+            # A read that can go now, goes now, alone: in the guided model it changes only the
+            # floor, to a revision below the key's next change, so it disables nothing (and
+            # leaving the ops list early only relaxes the horizon). Trying reads in every order
+            # is what made long concurrent histories explode.
+            read = next(
+                (
+                    i
+                    for i in range(n)
+                    if not (mask >> i) & 1
+                    and is_read[i]
+                    and ops[i].invoke <= horizon
+                    and advance(state, ops[i]) is not None
+                ),
+                -1,
+            )
+            if read >= 0:
+                stack.append((mask | (1 << read), advance(state, ops[read])))
+                continue
         for i in range(n - 1, -1, -1):
             if (mask >> i) & 1:
                 continue

@@ -35,7 +35,9 @@ Determinism: all randomness comes from `random.Random(seed)` and generators deri
 (knobs, network, faults, clients, crash tearing, each Node's raft jitter). The same seed gives the
 same event log, byte for byte.
 
-Not simulated yet: membership changes, leader transfer, compaction, disk stalls (the WAL write is
+Leader transfers (MoveLeader on the leader) happen at `transfer_rate`.
+
+Not simulated yet: membership changes, compaction, disk stalls (the WAL write is
 synchronous), lease keep-alives.
 """
 
@@ -104,6 +106,7 @@ class ServerKnobs:
     # NodeConfig.sync_backend_on_apply; off (only with --set) brings back the revision going back
     # after a power cut that the server fixed (etcd#13766), to show the checker still sees it.
     sync_backend_on_apply: bool = True
+    transfer_rate: float = 0.0  # per tick: the leader is asked to MoveLeader to another member
 
     @classmethod
     def draw(cls, rand: random.Random, nodes: int | None = None) -> ServerKnobs:
@@ -129,6 +132,7 @@ class ServerKnobs:
             watch_rate=rand.choice((0.0, 0.02, 0.05)),
             lease_rate=rand.choice((0.0, 0.02, 0.05)),
             keys=rand.choice((1, 3, 8)),
+            transfer_rate=rand.choice((0.0, 0.0, 0.01, 0.03)),
         )
         if nodes is not None:
             k = replace(k, nodes=nodes)
@@ -222,7 +226,7 @@ class _Outbox:
 
 @dataclass(slots=True)
 class Pending:
-    op: KvOp | None  # None: a lease grant
+    op: KvOp | None  # None: a lease grant (lease_key set) or a leader transfer
     lease_key: bytes = b""
     lease_value: bytes = b""
 
@@ -317,6 +321,7 @@ class ServerSimulation:
             "watch_events": 0,
             "snapshots_sent": 0,
             "leases": 0,
+            "transfers": 0,
             "revision": 0,
         }
         peers = {f"m{i}": [f"http://m{i}:2380"] for i in range(1, k.nodes + 1)}
@@ -546,6 +551,17 @@ class ServerSimulation:
         alive = self._alive()
         if alive and r.random() < k.crash_rate:
             self._crash(r.choice(alive))
+        if r.random() < k.transfer_rate:
+            self._transfer_leader()
+
+    def _transfer_leader(self) -> None:
+        leaders = [m for m in self._alive() if m.node is not None and m.node.is_leader]
+        if not leaders:
+            return
+        mem = leaders[0]
+        target = self.fault_rand.choice([m for m in self.members.values() if m is not mem])
+        self.stats["transfers"] += 1
+        self._submit(mem, None, "move_leader", target.id, Pending(None))
 
     # ---------------------------------------------------------------------------------------
     # clients
@@ -578,6 +594,7 @@ class ServerSimulation:
             self._lease(r.choice(alive))
 
     def _submit(self, mem: Member, op: KvOp | None, call: str, req: object, pending: Pending) -> None:
+        """Call `node.<call>(req)` and track the request ID (a refusal is logged and dropped)."""
         node = mem.node
         assert node is not None
         try:
@@ -708,6 +725,9 @@ class ServerSimulation:
         if p is None:
             return
         op = p.op
+        if op is None and not p.lease_key:  # a leader transfer
+            self._say(slot, f"move leader: {type(result).__name__}")
+            return
         if op is None:  # a lease grant
             if isinstance(result, rpc.LeaseGrantResponse) and not result.error and mem.node is not None:
                 self.stats["leases"] += 1
