@@ -81,6 +81,7 @@ def test_put_and_reads(facade: RuntimeFacade) -> None:
         assert lin.header.member_id == facade.header().member_id != 0
         status = await facade.status(pb.StatusRequest())
         assert status.version == "3.6.0" and status.leader == facade.leader_id()
+        assert status.storageVersion == "3.6.0"
 
     run(go())
 

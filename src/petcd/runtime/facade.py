@@ -38,6 +38,7 @@ from petcd.pb.mvccpb import kv_pb2
 from petcd.runtime.node_loop import NodeLoop
 from petcd.server.errors import NotLeader, Timeout
 from petcd.server.node import Node
+from petcd.version import STORAGE_VERSION
 
 T = TypeVar("T")
 
@@ -361,6 +362,7 @@ class RuntimeFacade:
     async def status(self, req: pb.StatusRequest) -> pb.StatusResponse:
         resp = await self.call(lambda n: n.status())
         resp.version = self.server_version
+        resp.storageVersion = STORAGE_VERSION  # etcd 3.6 reports its storage schema version
         return resp
 
     async def defragment(self, req: pb.DefragmentRequest) -> pb.DefragmentResponse:
