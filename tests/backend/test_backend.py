@@ -241,6 +241,35 @@ def test_lmdb_reopen_keeps_everything(tmp_path: Path) -> None:
     b.close()
 
 
+def test_lmdb_reader_sees_a_new_bucket_with_the_commit_that_made_it(tmp_path: Path) -> None:
+    """Regression (CI flake in the defrag test): a reader that began just after a commit creating a
+    bucket looked at the bucket handles before the writer published them and saw the bucket empty."""
+    b = LmdbBackend(db_path(tmp_path))
+    with b.write_txn() as t:
+        t.put("c", b"n", b"0")
+    missing: list[int] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        while not stop.is_set() and not missing:
+            with b.read_txn() as t:
+                n = int(t.get("c", b"n") or b"0")
+                missing.extend(i for i in range(1, n + 1) if t.get(f"b{i}", b"k") is None)
+
+    th = threading.Thread(target=reader)
+    th.start()
+    try:
+        for i in range(1, lmdb_backend.MAX_BUCKETS - 4):
+            with b.write_txn() as t:
+                t.put(f"b{i}", b"k", b"v")
+                t.put("c", b"n", str(i).encode())
+    finally:
+        stop.set()
+        th.join()
+    b.close()
+    assert missing == []
+
+
 def test_lmdb_defrag_while_reading_and_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Writers and readers run through a defrag; every write lands, no read fails or sees a torn state."""
     b = LmdbBackend(db_path(tmp_path))

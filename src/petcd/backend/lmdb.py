@@ -238,6 +238,10 @@ class LmdbBackend:
         self._sync_commits = sync_commits
         self._write_lock = threading.Lock()
         self._defrag_lock = threading.Lock()
+        # Held by a commit that creates buckets from its start to the publication of the new handles,
+        # and by a reader from the start of its transaction to its look at the handles: so a reader
+        # whose transaction sees a new bucket also sees its handle.
+        self._publish_lock = threading.Lock()
         # Guards _readers and _swapping: a swap of the environment waits for readers to leave.
         self._cond = threading.Condition()
         self._readers = 0
@@ -283,6 +287,9 @@ class LmdbBackend:
         self._dbs = {name: self._env.open_db(name.encode(), create=False) for name in names}
 
     def _begin_read(self) -> tuple[Any, dict[str, Any]]:
+        if not self._read_only:
+            with self._publish_lock:
+                return self._env.begin(buffers=False), self._dbs
         txn = self._env.begin(buffers=False)
         if self._read_only and txn.stat()["entries"] != len(self._dbs):
             # The writer created a bucket since we looked: open it, then start over so that the
@@ -336,22 +343,26 @@ class LmdbBackend:
             try:
                 yield wtxn
                 try:
-                    txn.commit()
+                    if wtxn.created:
+                        # A handle is valid in transactions begun after the commit; readers wait
+                        # here so that none begins after the commit and looks before the publication.
+                        with self._publish_lock:
+                            txn.commit()
+                            self._dbs = wtxn._dbs
+                    else:
+                        txn.commit()
                 except lmdb.MapFullError:
                     raise BackendQuotaExceeded() from None
             except BaseException:
                 txn.abort()
                 raise
-            if wtxn.created:
-                # Published after the commit: a handle is valid in transactions begun after it.
-                self._dbs = wtxn._dbs
             if self._capture is not None and wtxn.ops:
                 self._capture.extend(wtxn.ops)
 
     def create_bucket(self, bucket: str) -> None:
         if self._read_only or bucket in self._dbs:
             return
-        with self._write_lock:
+        with self._write_lock, self._publish_lock:
             self._dbs = {**self._dbs, bucket: self._env.open_db(bucket.encode(), create=True)}
 
     # -- sizes ---------------------------------------------------------------------------------
