@@ -110,8 +110,6 @@ def _identity(cfg: ServerConfig, fs: OsFileSystem, wdir: str, zap: ZapLogger) ->
             local_member_id=id_str(md.node_id),
         )
         return Identity(md.node_id, md.cluster_id, restarting=True)
-    if cfg.force_new_cluster:
-        raise BootstrapError("--force-new-cluster is not implemented by petcd yet")
     if cfg.is_new_cluster:
         return Identity(own.id, new_cluster_id, initial=members)
     # Joining: ask the other peers who the cluster is and which ID `member add` gave us.
@@ -162,6 +160,8 @@ def _node_config(cfg: ServerConfig, ident: Identity) -> NodeConfig:
         # request, lease and new members' IDs derive from wall time, as etcd's do, so they do not
         # repeat across restarts (the Clock port is monotonic and starts anew with the process)
         start_unix_ms=int(time.time() * 1000),
+        # as etcd: only a restart (a data dir with a WAL) is forced; a new member ignores the flag
+        force_new_cluster=cfg.force_new_cluster and ident.restarting,
     )
 
 
@@ -318,6 +318,7 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
 
     node_loop.every_ready(check_removed)
     log_store.observe_sync = metrics.wal_fsync_duration.observe
+    node.observe_backend_commit = metrics.backend_commit_duration.observe
     node_loop.every_ready(_metrics_updater(metrics, backend))
     metrics.add_sampled("etcd_debugging_mvcc_", node.watchable.gauges)
     node_loop.start(node)
@@ -418,7 +419,7 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
 
 def _metrics_updater(metrics: EtcdMetrics, backend: LmdbBackend) -> Callable[[Node], None]:
     """Runs on the node thread after each round of Readies: etcd's server gauges."""
-    last = {"leader": -1, "size_s": 0.0}
+    last = {"leader": -1, "size_s": 0.0, "failed": 0}
 
     def update(n: Node) -> None:
         lead = n.leader_id
@@ -429,6 +430,10 @@ def _metrics_updater(metrics: EtcdMetrics, backend: LmdbBackend) -> Callable[[No
             metrics.has_leader.set(1.0 if lead else 0.0)
         metrics.proposals_committed.set(n.committed_index)
         metrics.proposals_applied.set(n.applied_index)
+        metrics.proposals_pending.set(n.proposals_pending)
+        if n.proposals_failed != last["failed"]:
+            metrics.proposals_failed.inc(n.proposals_failed - last["failed"])
+            last["failed"] = n.proposals_failed
         now = time.monotonic()
         if now - last["size_s"] >= 1.0:  # a stat of the db file: not on every Ready
             last["size_s"] = now

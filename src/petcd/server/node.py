@@ -50,6 +50,8 @@ runtime may call them from other threads too (a long defragment should not stall
 State for the runtime: member_id, cluster_id, leader_id, is_leader, term, applied_index,
 committed_index, members (MemberStore), removed (this member was removed: stop), stopped,
 recovered (everything committed before this start is applied again: serve clients from then on).
+Metrics for the runtime: proposals_pending, proposals_failed (client proposals waiting for, or
+left without, an answer), observe_backend_commit (a callback: seconds per applied batch's commit).
 Transport feedback: report_unreachable(id), report_snapshot(id, ok).
 `on_members_changed(callback)` is called with the member list after each applied change (the
 transport adds/removes peers). Run the process_ready loop right after construction: a restart
@@ -70,7 +72,9 @@ Restart recovery: the LogStore gives (snapshot, hard state, entries); raft resta
 snapshot with `applied = snapshot.index`; entries up to the backend's `consistent_index` are
 re-applied to raft and to the in-memory member list only (the backend already holds them), so
 nothing is applied twice and the revision never goes back. The raft snapshot's data holds the
-member list at its index (the backend db itself is what a lagging follower is sent).
+member list at its index (the backend db itself is what a lagging follower is sent). With
+`force_new_cluster` (etcd's --force-new-cluster) a restart first turns the log into a one-member
+cluster's (see `_force_new_cluster`).
 """
 
 from __future__ import annotations
@@ -108,6 +112,7 @@ from petcd.raft.types import (
     ConfState,
     Entry,
     EntryType,
+    HardState,
     Message,
     MessageType,
     Peer,
@@ -135,7 +140,7 @@ from petcd.server.errors import (
     UnknownMethod,
 )
 from petcd.server.membership import ConfChangeContext, Member, MemberStore
-from petcd.server.ports import Clock, LogStore, Outbox, ResultSink
+from petcd.server.ports import Clock, LogStore, Outbox, PersistedLog, ResultSink
 from petcd.server.responses import (
     ReadIndexResult,
     delete_response,
@@ -211,6 +216,8 @@ class NodeConfig:
     # Wall-clock milliseconds at start (the runtime's time.time()): request and lease IDs and
     # added members' IDs derive from it, as etcd's do. None: the Clock's reading (tests, sim).
     start_unix_ms: int | None = None
+    # --force-new-cluster: on restart, continue as a one-member cluster (see `_force_new_cluster`).
+    force_new_cluster: bool = False
 
     @property
     def election_timeout_s(self) -> float:
@@ -320,6 +327,13 @@ class Node:
         self._waits: dict[int, float] = {}
         self._deadlines: deque[tuple[float, int]] = deque()
         self._proposals: list[bytes] = []
+        # Client proposals not answered yet (etcd_server_proposals_pending) and those that failed
+        # for lack of an answer: timed out or stopped (etcd_server_proposals_failed_total).
+        self._pending_proposals: set[int] = set()
+        self.proposals_failed = 0
+        # Called with the seconds each applied batch's backend commit (and sync) took
+        # (etcd_disk_backend_commit_duration_seconds); measured on the Clock port.
+        self.observe_backend_commit: Callable[[float], None] | None = None
         # Requests the Node made itself (lease revokes, publish, ...): request ID -> what.
         self._internal: dict[int, str] = {}
         self._revokes_inflight: dict[int, tuple[int, float]] = {}
@@ -364,6 +378,8 @@ class Node:
         persisted = self.log_store.load()
         with self.backend.read_txn() as txn:
             self.consistent_index, _ = read_consistent_index(txn)
+        if cfg.force_new_cluster and not persisted.is_empty():
+            persisted = self._force_new_cluster(persisted)
         snap_index = 0
         self.members = MemberStore()
         self.conf_state = ConfState()
@@ -426,6 +442,50 @@ class Node:
                 },
             )
 
+    def _force_new_cluster(self, persisted: PersistedLog) -> PersistedLog:
+        """etcd's restartAsStandaloneNode: drop the uncommitted tail of the WAL, then append (and
+        commit, durably) ConfChange entries that remove every other member of the configuration,
+        so this member goes on alone with its data; the entries are applied like any others.
+
+        Unlike etcd, what the backend already applied counts as committed (its consistent index
+        may be ahead of the WAL's commit, which is not fsynced on its own), and learners are
+        removed too (etcd 3.4 only looks at the snapshot's voters)."""
+        hs = persisted.hard_state
+        entries = list(persisted.entries)
+        last = (
+            entries[-1].index if entries else (persisted.snapshot.metadata.index if persisted.snapshot else 0)
+        )
+        commit = max(hs.commit, min(self.consistent_index, last))
+        kept = [e for e in entries if e.index <= commit]
+        if len(kept) < len(entries):
+            self.log.info(
+                "discarding uncommitted WAL entries",
+                extra={
+                    "fields": {
+                        "entry-index": entries[len(kept)].index,
+                        "commit-index-from-wal": hs.commit,
+                        "number-of-discarded-entries": len(entries) - len(kept),
+                    }
+                },
+            )
+        ids = configuration_ids(persisted.snapshot, kept)
+        added = standalone_conf_change_entries(
+            ids, Member(self.member_id, self.config.peer_urls), hs.term, commit
+        )
+        new_hs = HardState(term=hs.term, vote=hs.vote, commit=commit + len(added))
+        self.log_store.save(new_hs, added, True)
+        self.log.info(
+            "forcing restart member",
+            extra={
+                "fields": {
+                    "cluster-id": id_str(self.cluster_id),
+                    "local-member-id": id_str(self.member_id),
+                    "commit-index": new_hs.commit,
+                }
+            },
+        )
+        return PersistedLog(persisted.snapshot, new_hs, (*kept, *added))
+
     def _reattach_leases(self) -> None:
         for lease_id, key in self.kv.iter_leased_keys():
             if lease_id in self.lessor:
@@ -476,6 +536,10 @@ class Node:
         its unsynced commits in a crash is behind until then: serve clients only afterwards, so
         no one sees the revision go back."""
         return self.applied_index >= self._start_commit
+
+    @property
+    def proposals_pending(self) -> int:
+        return len(self._pending_proposals)
 
     @property
     def is_learner(self) -> bool:
@@ -579,6 +643,7 @@ class Node:
         self._proposals.append(data)
         if internal is None:
             self._track(rid)
+            self._pending_proposals.add(rid)
         else:
             self._internal[rid] = internal
         return rid
@@ -1014,6 +1079,8 @@ class Node:
         """Stop: every request still waiting gets `Stopped`; nothing else happens afterwards."""
         self.stopped = True
         waiting, self._waits = self._waits, {}
+        self.proposals_failed += len(self._pending_proposals)
+        self._pending_proposals.clear()
         self._deadlines.clear()
         self._reads_waiting, self._reads_inflight, self._reads_ready = [], {}, []
         self._transfer = None
@@ -1057,6 +1124,8 @@ class Node:
                     for e in entries:
                         self._apply_entry(e, w if e.index > self.consistent_index else None, results)
                     put_consistent_index(w.backend, last.index, last.term)
+                    # the commit happens as the transaction closes (and is synced below)
+                    commit_start = self.clock.now_s() if self.observe_backend_commit is not None else 0.0
                 finally:
                     self._apply_w = None
             if self.config.sync_backend_on_apply:
@@ -1065,6 +1134,8 @@ class Node:
                 # must then still hold what clients were answered from, or a member's revision
                 # goes back (etcd#13766): make each applied batch durable before it is answered.
                 self.backend.sync()
+            if self.observe_backend_commit is not None:
+                self.observe_backend_commit(self.clock.now_s() - commit_start)
             self.consistent_index = last.index
         else:
             for e in entries:
@@ -1260,6 +1331,7 @@ class Node:
 
     def _resolve(self, rid: int, result: object) -> None:
         if self._waits.pop(rid, None) is not None:
+            self._pending_proposals.discard(rid)
             self.sink.resolve(rid, result)
             return
         what = self._internal.pop(rid, None)
@@ -1270,6 +1342,9 @@ class Node:
         while self._deadlines and self._deadlines[0][0] <= now:
             _, rid = self._deadlines.popleft()
             if self._waits.pop(rid, None) is not None:
+                if rid in self._pending_proposals:
+                    self._pending_proposals.discard(rid)
+                    self.proposals_failed += 1
                 if self._transfer is not None and self._transfer[0] == rid:
                     self._transfer = None
                     self.sink.resolve(rid, TimeoutLeaderTransfer())
@@ -1371,6 +1446,42 @@ class Node:
         self._enqueue(
             ri.InternalRaftRequest(compaction=rpc.CompactionRequest(revision=target)), internal="compaction"
         )
+
+
+def configuration_ids(snapshot: Snapshot | None, entries: Iterable[Entry]) -> list[int]:
+    """The members of raft's configuration after `entries` (etcd's getIDs), voters and learners."""
+    ids: set[int] = set()
+    if snapshot is not None and not snapshot.is_empty():
+        cs = snapshot.metadata.conf_state
+        ids.update(cs.voters, cs.learners, cs.voters_outgoing)
+    for e in entries:
+        if e.type == EntryType.NORMAL:
+            continue
+        for c in ConfChange.decode(e.data).changes:
+            if c.type in (ConfChangeType.ADD_NODE, ConfChangeType.ADD_LEARNER_NODE):
+                ids.add(c.node_id)
+            elif c.type == ConfChangeType.REMOVE_NODE:
+                ids.discard(c.node_id)
+    return sorted(ids)
+
+
+def standalone_conf_change_entries(ids: Sequence[int], me: Member, term: int, index: int) -> list[Entry]:
+    """ConfChange entries after `index` that leave `me` alone in the configuration (etcd's
+    createConfigChangeEnts): `me` added first when it is not among `ids` (raft must never be
+    left without a voter), then every other ID removed."""
+    changes: list[tuple[ConfChangeSingle, bytes]] = []
+    if me.id not in ids:
+        changes.append((ConfChangeSingle(ConfChangeType.ADD_NODE, me.id), ConfChangeContext(me).encode()))
+    changes.extend((ConfChangeSingle(ConfChangeType.REMOVE_NODE, i), b"") for i in ids if i != me.id)
+    return [
+        Entry(
+            term=term,
+            index=index + 1 + n,
+            type=EntryType.CONF_CHANGE_V2,
+            data=ConfChange(changes=(single,), context=ctx).encode(),
+        )
+        for n, (single, ctx) in enumerate(changes)
+    ]
 
 
 def _started(chunks: Iterator[bytes]) -> Iterator[bytes]:
