@@ -1,0 +1,205 @@
+"""KV workloads: put, range, txn-put, txn-mixed (etcd's tools/benchmark, same requests).
+
+Keys are etcd's: a ``--key-size`` byte buffer, zero-filled, that starts with the zigzag varint of
+the key number (Go's ``binary.PutVarint``), the number random in ``[0, --key-space-size)`` or, with
+``--sequential-keys``, the request index modulo the key space. So the default key space of 1 puts
+the same all-zero key again and again, as etcd's tool does. Values are ``--val-size`` random bytes
+chosen once per process.
+
+The hot requests are encoded by hand (a PutRequest is two length-delimited fields) or once for the
+whole run (a range), so the load processes spend their CPU in gRPC, not in protobuf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import time
+from array import array
+from collections.abc import Awaitable, Callable
+
+import grpc
+
+from petcd.benchmark.runner import ProcContext, Series, drive, rpc_error_text
+from petcd.pb.etcdserverpb import rpc_pb2 as pb
+
+PUT = "/etcdserverpb.KV/Put"
+RANGE = "/etcdserverpb.KV/Range"
+TXN = "/etcdserverpb.KV/Txn"
+
+
+def uvarint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def varint_key(n: int, size: int) -> bytes:
+    """Go's ``binary.PutVarint(make([]byte, size), n)``: zigzag varint, zero padded to ``size``."""
+    enc = uvarint((n << 1) ^ (n >> 63))
+    if len(enc) > size:
+        raise ValueError(f"--key-size {size} is too small for key number {n}")
+    return enc + bytes(size - len(enc))
+
+
+def put_request_bytes(key: bytes, value_field: bytes) -> bytes:
+    """A PutRequest{key, value} encoded; ``value_field`` is ``value_field_bytes(value)``."""
+    return b"\x0a" + uvarint(len(key)) + key + value_field
+
+
+def value_field_bytes(value: bytes) -> bytes:
+    return b"\x12" + uvarint(len(value)) + value if value else b""
+
+
+class KeyChooser:
+    """etcd's key choice: random in the key space, or the request index modulo it."""
+
+    def __init__(self, key_size: int, key_space: int, sequential: bool, seed: int) -> None:
+        if key_space <= 0:
+            raise ValueError(f"expected positive --key-space-size, got ({key_space})")
+        varint_key(key_space - 1, key_size)  # fail early when the keys do not fit
+        self.key_size = key_size
+        self.key_space = key_space
+        self.sequential = sequential
+        self.rand = random.Random(seed)
+
+    def key(self, i: int) -> bytes:
+        n = i % self.key_space if self.sequential else self.rand.randrange(self.key_space)
+        return varint_key(n, self.key_size)
+
+
+def consistency_serializable(consistency: str) -> bool:
+    if consistency not in ("l", "s"):
+        raise ValueError(f"--consistency must be l or s, got {consistency!r}")
+    return consistency == "s"
+
+
+async def run_put(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Series]:
+    share = ctx.share
+    keys = KeyChooser(args.key_size, args.key_space_size, args.sequential_keys, seed=share.index)
+    value_field = value_field_bytes(os.urandom(args.val_size))
+    puts = [ctx.unary(ctx.channel_for(c), PUT) for c in range(share.clients)]
+
+    async def call(c: int, i: int) -> object:
+        return await puts[c](put_request_bytes(keys.key(i), value_field))
+
+    return await _closed_loop(ctx, "put", call)
+
+
+def range_request(args: argparse.Namespace) -> pb.RangeRequest:
+    req = pb.RangeRequest(key=args.key.encode(), serializable=consistency_serializable(args.consistency))
+    if args.end:
+        req.range_end = args.end.encode()
+    if getattr(args, "limit", 0):
+        req.limit = args.limit
+    if getattr(args, "count_only", False):
+        req.count_only = True
+    return req
+
+
+async def run_range(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Series]:
+    share = ctx.share
+    body = range_request(args).SerializeToString()
+    ranges = [ctx.unary(ctx.channel_for(c), RANGE) for c in range(share.clients)]
+
+    async def call(c: int, _i: int) -> object:
+        return await ranges[c](body)
+
+    return await _closed_loop(ctx, "range", call)
+
+
+async def run_txn_put(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Series]:
+    share = ctx.share
+    if args.key_space_size < args.txn_ops:
+        raise ValueError("--key-space-size must be at least --txn-ops (a txn may not put a key twice)")
+    value = os.urandom(args.val_size)
+    KeyChooser(args.key_size, args.key_space_size, True, 0)  # validates the sizes
+    txns = [ctx.unary(ctx.channel_for(c), TXN) for c in range(share.clients)]
+    ops = args.txn_ops
+
+    def request(i: int) -> bytes:
+        return pb.TxnRequest(
+            success=[
+                pb.RequestOp(
+                    request_put=pb.PutRequest(
+                        key=varint_key((i * ops + j) % args.key_space_size, args.key_size), value=value
+                    )
+                )
+                for j in range(ops)
+            ]
+        ).SerializeToString()
+
+    async def call(c: int, i: int) -> object:
+        return await txns[c](request(i))
+
+    return await _closed_loop(ctx, "txn-put", call)
+
+
+async def run_txn_mixed(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Series]:
+    share = ctx.share
+    keys = KeyChooser(args.key_size, args.key_space_size, True, seed=share.index)
+    value_field = value_field_bytes(os.urandom(args.val_size))
+    rand = random.Random(share.index)
+    # etcd's read: a prefix range from the empty key (every key) with a limit, inside a txn
+    read = pb.RangeRequest(
+        key=b"\x00",
+        range_end=b"\x00",
+        limit=args.limit,
+        serializable=consistency_serializable(args.consistency),
+    )
+    read_body = pb.TxnRequest(success=[pb.RequestOp(request_range=read)]).SerializeToString()
+    txns = [ctx.unary(ctx.channel_for(c), TXN) for c in range(share.clients)]
+    read_share = args.rw_ratio / (1 + args.rw_ratio)
+    reads = Series(heading="Total Read Ops: {ops}\nDetails:", starts=_starts(ctx))
+    writes = Series(heading="Total Write Ops: {ops}\nDetails:", starts=_starts(ctx))
+    monotonic = time.monotonic
+
+    async def call(c: int, i: int) -> object:
+        # the two kinds are recorded in their own series, so time them here
+        if rand.random() < read_share:
+            target, body = reads, read_body
+        else:
+            put = put_request_bytes(keys.key(i), value_field)
+            target, body = writes, _txn_of_put(put)
+        st = monotonic()
+        try:
+            await txns[c](body)
+        except grpc.RpcError as err:
+            target.errors[rpc_error_text(err)] += 1
+            return None
+        target.ok(st, monotonic() - st)
+        return None
+
+    ignored = Series()
+    await ctx.sync()
+    reads.begin()
+    writes.begin()
+    await drive(ignored, share.clients, share.indices, call, share.rate)
+    reads.finish()
+    writes.finish()
+    return {"read": reads, "write": writes}
+
+
+def _txn_of_put(put: bytes) -> bytes:
+    """TxnRequest{success: [RequestOp{request_put: put}]} around an encoded PutRequest."""
+    op = b"\x12" + uvarint(len(put)) + put  # RequestOp.request_put is field 2
+    return b"\x12" + uvarint(len(op)) + op  # TxnRequest.success is field 2
+
+
+async def _closed_loop(
+    ctx: ProcContext, name: str, call: Callable[[int, int], Awaitable[object]]
+) -> dict[str, Series]:
+    """Wait for the sibling processes, then run this share's clients through ``drive``."""
+    share = ctx.share
+    series = Series(starts=_starts(ctx))
+    await ctx.sync()
+    await drive(series, share.clients, share.indices, call, share.rate)
+    return {name: series}
+
+
+def _starts(ctx: ProcContext) -> array[float] | None:
+    return array("d") if ctx.opts.sample else None

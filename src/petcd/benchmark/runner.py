@@ -1,0 +1,405 @@
+"""Load generation: processes, asyncio tasks, gRPC channels; results merged in the parent.
+
+One Python process issues at most a few thousand gRPC calls a second (grpcio costs about as much
+CPU per call on the client as on the server), so the load comes from ``--procs`` processes. The
+parent splits ``--clients``, ``--conns``, the workload's ``--total`` and ``--rate`` into contiguous
+shares (``Share``), starts one process per share (``spawn``: nothing of grpc is inherited), and
+waits. Each process opens its share of the connections (one TCP connection per channel: channels
+use a local subchannel pool, else grpc would share one connection among identical channels), runs
+its share of the clients as asyncio tasks (client ``c`` uses channel ``c % conns``, as etcd's tool
+does), and then waits at a barrier, so no process measures while another is still connecting.
+After the barrier each process measures with ``time.monotonic`` (CLOCK_MONOTONIC, one clock for
+every process on the machine), so the parent can merge: the run's total time is from the earliest
+start to the latest end of any process, and the latencies and error counts are concatenated.
+
+With ``--procs 1`` (the default) everything runs in the calling process.
+
+A workload is an ``async def run(ctx: ProcContext, args) -> dict[str, Series]`` in one of the
+modules of this package, named in ``WORKLOADS`` by ``module:function`` and imported in the child.
+``drive`` is the closed loop most workloads use: ``clients`` tasks take the next request index
+from a shared iterator, wait for the rate limiter, call, and record the latency or the error.
+Calls go through bare multicallables that send and receive bytes: the generator encodes what it
+must and decodes only what it reads, to stay cheap next to the server it measures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import math
+import multiprocessing
+import queue
+import time
+import traceback
+from array import array
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from petcd.benchmark.report import Stats, compute_stats
+from petcd.client.config import parse_endpoint
+
+BARRIER_TIMEOUT_S = 120.0
+
+WORKLOADS: dict[str, str] = {
+    "put": "petcd.benchmark.kv:run_put",
+    "range": "petcd.benchmark.kv:run_range",
+    "txn-put": "petcd.benchmark.kv:run_txn_put",
+    "txn-mixed": "petcd.benchmark.kv:run_txn_mixed",
+    "k8s": "petcd.benchmark.k8s:run_k8s",
+    "watch": "petcd.benchmark.watch:run_watch",
+    "watch-latency": "petcd.benchmark.watch:run_watch_latency",
+    "lease-keepalive": "petcd.benchmark.lease:run_lease_keepalive",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalOptions:
+    """The flags every workload shares (etcd's persistent flags, plus ``procs``)."""
+
+    endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    clients: int = 1
+    conns: int = 1
+    procs: int = 1
+    precise: bool = False
+    sample: bool = False
+    output: str = "text"
+    dial_timeout_s: float = 10.0
+    cacert: str = ""
+    cert: str = ""
+    key: str = ""
+    user: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """What one load process does: its clients and connections, its slice of the request indices."""
+
+    index: int
+    procs: int
+    clients: int
+    conns: int
+    conn_offset: int
+    lo: int  # Invariant: lo <= hi; this process issues requests lo..hi-1 of the run
+    hi: int
+    rate: float  # requests/s for this process, 0 for no limit
+
+    @property
+    def indices(self) -> range:
+        return range(self.lo, self.hi)
+
+
+@dataclass(slots=True)
+class Series:
+    """The measurements of one operation in one process (merged across processes in the parent)."""
+
+    heading: str = ""
+    kind: str = "full"  # "full": etcd's whole report; "rate": events/s only
+    lats: array[float] = field(default_factory=lambda: array("d"))
+    starts: array[float] | None = None  # unix start times, with --sample
+    errors: Counter[str] = field(default_factory=Counter)
+    events: int = 0  # for "rate" series: how many things were counted
+    start: float = math.inf  # time.monotonic() when measuring began
+    end: float = -math.inf
+
+    def begin(self) -> None:
+        self.start = min(self.start, time.monotonic())
+
+    def finish(self) -> None:
+        self.end = max(self.end, time.monotonic())
+
+    def ok(self, started: float, latency_s: float) -> None:
+        self.lats.append(latency_s)
+        if self.starts is not None:
+            self.starts.append(time.time() - (time.monotonic() - started))
+
+    def merge(self, other: Series) -> None:
+        self.heading = self.heading or other.heading
+        self.lats.extend(other.lats)
+        if self.starts is not None and other.starts is not None:
+            self.starts.extend(other.starts)
+        self.errors.update(other.errors)
+        self.events += other.events
+        self.start = min(self.start, other.start)
+        self.end = max(self.end, other.end)
+
+    def stats(self) -> Stats:
+        total_s = self.end - self.start if self.end > self.start else 0.0
+        if self.kind == "rate":
+            stats = compute_stats([], total_s, self.errors)
+            stats.rps = self.events / total_s if total_s > 0 else 0.0
+            return stats
+        sample = self.starts is not None
+        return compute_stats(
+            self.lats,
+            total_s,
+            self.errors,
+            sample_starts=self.starts if sample else None,
+            sample_lats=self.lats if sample else None,
+        )
+
+
+def rpc_error_text(err: grpc.RpcError) -> str:
+    """An RPC error as grpc-go prints it, so error distributions read like etcd's tool."""
+    code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
+    name = "".join(w.capitalize() for w in code.name.split("_"))
+    details = err.details() if hasattr(err, "details") else str(err)
+    return f"rpc error: code = {name} desc = {details}"
+
+
+def split(n: int, parts: int) -> list[tuple[int, int]]:
+    """``range(n)`` cut into ``parts`` contiguous (lo, hi) slices whose sizes differ by at most 1."""
+    base, extra = divmod(n, parts)
+    out, lo = [], 0
+    for p in range(parts):
+        hi = lo + base + (1 if p < extra else 0)
+        out.append((lo, hi))
+        lo = hi
+    return out
+
+
+def make_shares(opts: GlobalOptions, total: int, rate: float) -> list[Share]:
+    """Shares for ``opts.procs`` processes (fewer when there are fewer clients than processes)."""
+    procs = max(1, min(opts.procs, opts.clients))
+    conns = max(opts.conns, procs)
+    shares = []
+    client_slices = split(opts.clients, procs)
+    conn_slices = split(conns, procs)
+    total_slices = split(total, procs)
+    for p in range(procs):
+        c_lo, c_hi = client_slices[p]
+        n_lo, n_hi = conn_slices[p]
+        t_lo, t_hi = total_slices[p]
+        shares.append(
+            Share(
+                index=p,
+                procs=procs,
+                clients=c_hi - c_lo,
+                conns=n_hi - n_lo,
+                conn_offset=n_lo,
+                lo=t_lo,
+                hi=t_hi,
+                rate=rate / procs if rate > 0 else 0.0,
+            )
+        )
+    return shares
+
+
+class RateLimiter:
+    """A token bucket of depth 1 (golang.org/x/time/rate with burst 1): one request per 1/rate s."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval_s = 1.0 / rate
+        self.next_at = time.monotonic()
+
+    async def wait(self) -> None:
+        now = time.monotonic()
+        at = max(now, self.next_at)
+        self.next_at = at + self.interval_s
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
+class ProcContext:
+    """One load process's view: its share, its channels, the barrier shared with its siblings."""
+
+    def __init__(self, opts: GlobalOptions, share: Share, barrier: Any = None) -> None:
+        self.opts = opts
+        self.share = share
+        self._barrier = barrier
+        self.channels: list[grpc.aio.Channel] = []
+        self.metadata: tuple[tuple[str, str], ...] | None = None
+
+    def channel_for(self, client: int) -> grpc.aio.Channel:
+        return self.channels[client % len(self.channels)]
+
+    def open_channel(self, global_index: int) -> grpc.aio.Channel:
+        endpoints = self.opts.endpoints
+        ep = parse_endpoint(endpoints[global_index % len(endpoints)], bool(self.opts.cacert))
+        target = f"{ep.host}:{ep.port}"
+        options = [
+            ("grpc.use_local_subchannel_pool", 1),
+            ("grpc.max_receive_message_length", -1),
+            ("grpc.max_send_message_length", -1),
+        ]
+        if ep.tls:
+            creds = grpc.ssl_channel_credentials(
+                root_certificates=_read(self.opts.cacert),
+                private_key=_read(self.opts.key),
+                certificate_chain=_read(self.opts.cert),
+            )
+            return grpc.aio.secure_channel(target, creds, options=options)
+        return grpc.aio.insecure_channel(target, options=options)
+
+    async def connect(self) -> None:
+        """Open this share's channels and wait until each is connected."""
+        self.channels = [self.open_channel(self.share.conn_offset + j) for j in range(self.share.conns)]
+        await asyncio.wait_for(
+            asyncio.gather(*(ch.channel_ready() for ch in self.channels)), self.opts.dial_timeout_s
+        )
+        if self.opts.user:
+            await self._authenticate()
+
+    async def _authenticate(self) -> None:
+        from petcd.pb.etcdserverpb import rpc_pb2 as pb
+
+        name, _, password = self.opts.user.partition(":")
+        call = self.channels[0].unary_unary(
+            "/etcdserverpb.Auth/Authenticate",
+            request_serializer=pb.AuthenticateRequest.SerializeToString,
+            response_deserializer=pb.AuthenticateResponse.FromString,
+        )
+        resp = await call(pb.AuthenticateRequest(name=name, password=password))
+        self.metadata = (("token", resp.token),)
+
+    def unary(self, channel: grpc.aio.Channel, method: str) -> Callable[[bytes], Awaitable[bytes]]:
+        """A bytes-in, bytes-out caller of ``method`` (e.g. ``/etcdserverpb.KV/Put``) on ``channel``."""
+        mc = channel.unary_unary(method)
+        md = self.metadata
+        if md is None:
+            return mc  # type: ignore[no-any-return]
+
+        def call(req: bytes) -> Awaitable[bytes]:
+            return mc(req, metadata=md)  # type: ignore[no-any-return]
+
+        return call
+
+    async def sync(self) -> None:
+        """Wait until every load process reaches this point (no-op in a single process)."""
+        if self._barrier is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._barrier.wait, BARRIER_TIMEOUT_S)
+
+    async def close(self) -> None:
+        for ch in self.channels:
+            await ch.close()
+
+
+def _read(path: str) -> bytes | None:
+    if not path:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+async def drive(
+    series: Series,
+    clients: int,
+    indices: Iterable[int],
+    call: Callable[[int, int], Awaitable[object]],
+    rate: float = 0.0,
+) -> None:
+    """The closed loop: ``clients`` tasks each ``await call(client, index)`` for the next index."""
+    it = iter(indices)
+    limiter = RateLimiter(rate) if rate > 0 else None
+    monotonic = time.monotonic
+
+    async def client(c: int) -> None:
+        for i in it:  # one iterator shared by all tasks: each index is taken once
+            if limiter is not None:
+                await limiter.wait()
+            st = monotonic()
+            try:
+                await call(c, i)
+            except grpc.RpcError as err:
+                series.errors[rpc_error_text(err)] += 1
+                continue
+            series.ok(st, monotonic() - st)
+
+    series.begin()
+    await asyncio.gather(*(client(c) for c in range(clients)))
+    series.finish()
+
+
+def _resolve(name: str) -> Callable[[ProcContext, argparse.Namespace], Awaitable[dict[str, Series]]]:
+    module, _, func = WORKLOADS[name].partition(":")
+    fn: Callable[[ProcContext, argparse.Namespace], Awaitable[dict[str, Series]]] = getattr(
+        importlib.import_module(module), func
+    )
+    return fn
+
+
+async def _run_share(
+    name: str, opts: GlobalOptions, share: Share, args: argparse.Namespace, barrier: Any
+) -> dict[str, Series]:
+    ctx = ProcContext(opts, share, barrier)
+    try:
+        await ctx.connect()
+        return await _resolve(name)(ctx, args)
+    finally:
+        await ctx.close()
+
+
+def _child(  # noqa: PLR0917 - a Process target takes positional arguments
+    name: str,
+    opts: GlobalOptions,
+    share: Share,
+    args: argparse.Namespace,
+    barrier: Any,
+    results: Any,
+) -> None:
+    try:
+        out = asyncio.run(_run_share(name, opts, share, args, barrier))
+        results.put((share.index, out, None))
+    except BaseException:
+        if barrier is not None:
+            barrier.abort()  # siblings waiting at the barrier give up instead of hanging
+        results.put((share.index, None, traceback.format_exc()))
+
+
+class LoadError(RuntimeError):
+    """A load process failed; the message carries its traceback."""
+
+
+def merge(parts: Sequence[dict[str, Series]]) -> dict[str, Series]:
+    merged: dict[str, Series] = {}
+    for part in parts:
+        for key, s in part.items():
+            if key not in merged:
+                merged[key] = Series(
+                    heading=s.heading, kind=s.kind, starts=array("d") if s.starts is not None else None
+                )
+            merged[key].merge(s)
+    return merged
+
+
+def run_workload(
+    name: str, opts: GlobalOptions, args: argparse.Namespace, total: int, rate: float = 0.0
+) -> dict[str, Series]:
+    """Run workload ``name`` over ``opts.procs`` processes and return its merged series."""
+    shares = make_shares(opts, total, rate)
+    if len(shares) == 1:
+        return asyncio.run(_run_share(name, opts, shares[0], args, None))
+    mp = multiprocessing.get_context("spawn")
+    barrier = mp.Barrier(len(shares))
+    results = mp.Queue()
+    procs = [
+        mp.Process(target=_child, args=(name, opts, s, args, barrier, results), daemon=True) for s in shares
+    ]
+    outs: dict[int, dict[str, Series]] = {}
+    try:
+        for p in procs:
+            p.start()
+        while len(outs) < len(procs):
+            try:
+                index, out, error = results.get(timeout=0.5)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise LoadError(f"a load process exited with code {dead[0].exitcode}") from None
+                continue
+            if error is not None:
+                raise LoadError(f"load process {index} failed:\n{error}")
+            outs[index] = out
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+                p.join(timeout=5)
+        results.close()
+    return merge([outs[i] for i in sorted(outs)])
