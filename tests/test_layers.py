@@ -73,8 +73,13 @@ ALLOWED: dict[str, frozenset[str]] = {
     # etcdctl, etcdutl and the benchmark tool; etcdutl works on a data dir offline, so it may
     # open the WAL, snapshots and the backend directly.
     "cli": frozenset({"client", "pb", "errors", "ids", "wal", "fs", "backend", "mvcc", "codec", "raft"}),
-    # petcd-benchmark: a client tool like etcdctl (see FILE_LAYERS for its one in-process workload).
-    "benchmark": frozenset({"client", "pb", "errors"}),
+    # petcd-benchmark: a client tool beside etcdctl, sharing its helpers (see FILE_LAYERS for its one
+    # in-process workload).
+    "benchmark": frozenset({"client", "pb", "errors", "cli"}),
+    # The robustness harness drives real member processes over gRPC (pb) and judges their
+    # histories with the simulator's checkers (sim.linearizability, sim.server_checker), so both
+    # judge by the same rules; it never reaches a server's internals.
+    "robustness": frozenset({"pb", "sim", "errors"}),
 }
 
 # petcd.version (the etcd version petcd reports) is a leaf every layer may use.

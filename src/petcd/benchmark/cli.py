@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -212,7 +213,9 @@ def print_results(
             "clients": opts.clients,
             "conns": opts.conns,
             "procs": opts.procs,
-            "results": {name: {"kind": s.kind, **to_json(s.stats())} for name, s in series.items()},
+            "results": {
+                name: {"kind": s.kind, "events": s.events, **to_json(s.stats())} for name, s in series.items()
+            },
         }
         out.write(json.dumps(doc) + "\n")
         return
@@ -221,7 +224,7 @@ def print_results(
         out.write(preamble + "\n")
     for s in series.values():
         stats = s.stats()
-        out.write(s.heading.format(ops=len(s.lats) + sum(s.errors.values())))
+        out.write(s.heading.format(ops=len(s.lats) + sum(s.errors.values()), events=s.events))
         out.write((fmt.rate(stats) if s.kind == "rate" else fmt.report(stats)) + "\n")
 
 
@@ -236,6 +239,8 @@ def _total_and_rate(args: argparse.Namespace) -> tuple[int, float]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # one seed for the whole run, so every load process derives the same keys
+    args.seed = random.SystemRandom().randrange(1 << 31)
     opts = global_options(args)
     error = _validate(args, opts)
     if error:

@@ -16,7 +16,6 @@ import argparse
 import os
 import random
 import time
-from array import array
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -154,8 +153,8 @@ async def run_txn_mixed(ctx: ProcContext, args: argparse.Namespace) -> dict[str,
     read_body = pb.TxnRequest(success=[pb.RequestOp(request_range=read)]).SerializeToString()
     txns = [ctx.unary(ctx.channel_for(c), TXN) for c in range(share.clients)]
     read_share = args.rw_ratio / (1 + args.rw_ratio)
-    reads = Series(heading="Total Read Ops: {ops}\nDetails:", starts=_starts(ctx))
-    writes = Series(heading="Total Write Ops: {ops}\nDetails:", starts=_starts(ctx))
+    reads = ctx.series("Total Read Ops: {ops}\nDetails:")
+    writes = ctx.series("Total Write Ops: {ops}\nDetails:")
     monotonic = time.monotonic
 
     async def call(c: int, i: int) -> object:
@@ -195,11 +194,7 @@ async def _closed_loop(
 ) -> dict[str, Series]:
     """Wait for the sibling processes, then run this share's clients through ``drive``."""
     share = ctx.share
-    series = Series(starts=_starts(ctx))
+    series = ctx.series()
     await ctx.sync()
     await drive(series, share.clients, share.indices, call, share.rate)
     return {name: series}
-
-
-def _starts(ctx: ProcContext) -> array[float] | None:
-    return array("d") if ctx.opts.sample else None

@@ -21,6 +21,7 @@ import os
 import shutil
 import tempfile
 import time
+from array import array
 from pathlib import Path
 
 from petcd.backend.lmdb import LmdbBackend, db_path
@@ -51,7 +52,7 @@ def _measure(store: KVStore, args: argparse.Namespace) -> Series:
     value = [os.urandom(args.val_size) for _ in range(n)]
     reqs = [PutRequest(key=k, value=v) for k, v in zip(keys, value, strict=True)]
     interval_s = args.batch_interval / 1000.0
-    series = Series(starts=None)
+    series = Series(starts=array("d") if args.sample else None)
     monotonic = time.monotonic
     series.begin()
     i = 0

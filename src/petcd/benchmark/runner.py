@@ -143,8 +143,14 @@ class Series:
         )
 
 
-def rpc_error_text(err: grpc.RpcError) -> str:
+class RequestError(Exception):
+    """A request that the server answered, but not as it must (counted as an error, like an RPC's)."""
+
+
+def rpc_error_text(err: grpc.RpcError | RequestError) -> str:
     """An RPC error as grpc-go prints it, so error distributions read like etcd's tool."""
+    if isinstance(err, RequestError):
+        return str(err)
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
     name = "".join(w.capitalize() for w in code.name.split("_"))
     details = err.details() if hasattr(err, "details") else str(err)
@@ -213,6 +219,10 @@ class ProcContext:
         self._barrier = barrier
         self.channels: list[grpc.aio.Channel] = []
         self.metadata: tuple[tuple[str, str], ...] | None = None
+
+    def series(self, heading: str = "", kind: str = "full") -> Series:
+        """A new Series, recording start times when ``--sample`` asks for the per-second table."""
+        return Series(heading=heading, kind=kind, starts=array("d") if self.opts.sample else None)
 
     def channel_for(self, client: int) -> grpc.aio.Channel:
         return self.channels[client % len(self.channels)]
@@ -304,7 +314,7 @@ async def drive(
             st = monotonic()
             try:
                 await call(c, i)
-            except grpc.RpcError as err:
+            except (grpc.RpcError, RequestError) as err:
                 series.errors[rpc_error_text(err)] += 1
                 continue
             series.ok(st, monotonic() - st)

@@ -1,0 +1,48 @@
+"""``lease-keepalive``: each client grants a lease (TTL 100 s), then renews it ``--total`` times.
+
+As etcd's tool does (clientv3's ``KeepAliveOnce``), every renewal opens a LeaseKeepAlive stream,
+sends one request, reads one response and closes the stream, so a renewal's latency includes the
+stream's setup. A response with TTL <= 0 (the lease is gone) counts as an error. The grants happen
+before the clock starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from petcd.benchmark.runner import ProcContext, RequestError, Series, drive
+from petcd.pb.etcdserverpb import rpc_pb2 as pb
+
+GRANT = "/etcdserverpb.Lease/LeaseGrant"
+KEEPALIVE = "/etcdserverpb.Lease/LeaseKeepAlive"
+TTL_S = 100
+
+
+async def run_lease_keepalive(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Series]:
+    share = ctx.share
+    md = ctx.metadata
+    grants = [ctx.unary(ctx.channel_for(c), GRANT) for c in range(share.clients)]
+    ids = []
+    for c in range(share.clients):
+        resp = pb.LeaseGrantResponse.FromString(
+            await grants[c](pb.LeaseGrantRequest(TTL=TTL_S).SerializeToString())
+        )
+        ids.append(resp.ID)
+    bodies = [pb.LeaseKeepAliveRequest(ID=i).SerializeToString() for i in ids]
+    streams = [ctx.channel_for(c).stream_stream(KEEPALIVE) for c in range(share.clients)]
+
+    async def call(c: int, _i: int) -> object:
+        stream = streams[c](metadata=md) if md else streams[c]()
+        try:
+            await stream.write(bodies[c])
+            raw = await stream.read()
+        finally:
+            stream.cancel()
+        if not isinstance(raw, bytes) or pb.LeaseKeepAliveResponse.FromString(raw).TTL <= 0:
+            raise RequestError(f"lease {ids[c]:x} expired or revoked")
+        return None
+
+    series = ctx.series()
+    await ctx.sync()
+    await drive(series, share.clients, share.indices, call, share.rate)
+    return {"lease-keepalive": series}
