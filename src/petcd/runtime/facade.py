@@ -1,14 +1,17 @@
 """The EtcdFacade implementation: the event loop's side of a member (ring C).
 
 Each facade method turns a client request into work for the node thread (petcd.runtime.node_loop)
-and awaits the concurrent Future that comes back, wrapped for asyncio:
+and awaits an asyncio future that the node thread completes. Calls made during one event-loop
+iteration are collected and cross to the node thread as one batch (`NodeLoop.post_batch`); their
+answers come back in batches too (one `call_soon_threadsafe` per round of Readies):
 * writes (put, delete, txn, compact, lease grant/revoke, alarm changes, member changes, move
   leader) and linearizable reads become `loop.request(...)`: a request ID whose result the Node
   resolves after apply (or after the read index is applied);
 * local answers (member list, lease listing, lease renew on the leader, status, alarm list)
   are `loop.submit(...)`;
 * serializable range, hash, hash_kv and defragment use only backend transactions, which the Node
-  allows from any thread: they run in a worker thread, off both the node thread and the loop.
+  allows from any thread: they run in a worker thread, off both the node thread and the loop (a
+  single-key serializable range runs on the loop: cheaper than the hand-off).
 
 Leader-only lease calls (keep-alive, time-to-live) on a follower are forwarded to the leader's
 client URL over gRPC, as etcd forwards them over its peer HTTP API.
@@ -25,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import Future
 from typing import IO, Any, TypeVar
 
 import grpc
@@ -35,7 +39,7 @@ from petcd.errors import EtcdError
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc as pb_grpc
 from petcd.pb.mvccpb import kv_pb2
-from petcd.runtime.node_loop import NodeLoop
+from petcd.runtime.node_loop import BatchedCall, CallKind, NodeLoop
 from petcd.server.errors import NotLeader, Timeout
 from petcd.server.node import Node
 from petcd.version import STORAGE_VERSION
@@ -51,14 +55,7 @@ class NoLeader(EtcdError):
     message = "etcdserver: no leader"
 
 
-async def _await(fut: Future[T], timeout_s: float) -> T:
-    try:
-        return await asyncio.wait_for(asyncio.wrap_future(fut), timeout_s)
-    except TimeoutError:
-        raise Timeout() from None
-
-
-class _SpooledSnapshot:
+class SpooledSnapshot:
     """A consistent copy of the backend in a temporary file (size known before streaming)."""
 
     def __init__(self, f: IO[bytes], size: int) -> None:
@@ -76,14 +73,14 @@ class _SpooledSnapshot:
             self._f.close()
 
 
-def _spool(stream: Iterator[bytes]) -> _SpooledSnapshot:
-    f = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _SpooledSnapshot.chunks
+def spool(stream: Iterator[bytes]) -> SpooledSnapshot:
+    f = tempfile.TemporaryFile()  # noqa: SIM115 - closed by SpooledSnapshot.chunks
     size = 0
     for chunk in stream:
         f.write(chunk)
         size += len(chunk)
     f.seek(0)
-    return _SpooledSnapshot(f, size)
+    return SpooledSnapshot(f, size)
 
 
 def _pb_event(ev: Any) -> kv_pb2.Event:
@@ -213,16 +210,63 @@ class RuntimeFacade:
         self.request_timeout_s = request_timeout_s
         self._leader_client_urls = leader_client_urls or (lambda _id: [])
         self._channels: dict[str, grpc.aio.Channel] = {}
+        # Calls of this loop iteration, not yet handed to the node thread.
+        self._outgoing: list[BatchedCall] = []
+        # (deadline, future): the safety net behind the Node's own request deadlines.
+        self._deadlines: deque[tuple[float, asyncio.Future[Any]]] = deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
 
     # --- plumbing ---------------------------------------------------------------------------
 
+    def _dispatch(self, fn: Callable[[Node], Any], kind: CallKind, timeout_s: float) -> asyncio.Future[Any]:
+        aloop = asyncio.get_running_loop()
+        if aloop is not self._aloop:
+            self._aloop = aloop
+            self.loop.attach_loop(aloop)
+        fut: asyncio.Future[Any] = aloop.create_future()
+        if not self._outgoing:
+            aloop.call_soon(self._flush)
+        self._outgoing.append((fn, fut, kind))
+        self._deadlines.append((time.monotonic() + timeout_s, fut))
+        if self._sweeper is None:
+            self._sweeper = aloop.call_later(1.0, self._sweep)
+        return fut
+
+    def _flush(self) -> None:
+        calls, self._outgoing = self._outgoing, []
+        if calls:
+            self.loop.post_batch(calls)
+
+    def _sweep(self) -> None:
+        # The Node answers every request by its deadline; this only catches a node thread stuck
+        # (or gone) so that no caller waits forever. Deadlines are appended in order.
+        self._sweeper = None
+        now = time.monotonic()
+        dl = self._deadlines
+        while dl and (dl[0][0] <= now or dl[0][1].done()):
+            _, fut = dl.popleft()
+            if not fut.done():
+                fut.set_exception(Timeout())
+        if dl and self._aloop is not None and not self._aloop.is_closed():
+            self._sweeper = self._aloop.call_later(1.0, self._sweep)
+
+    def request_future(self, fn: Callable[[Node], int]) -> asyncio.Future[Any]:
+        """`req` without the coroutine: the future the Node's answer completes (for the channel to
+        front-ends, which attaches a callback instead of running a task per request)."""
+        return self._dispatch(fn, "request", self.request_timeout_s + 1.0)
+
     async def call(self, fn: Callable[[Node], T]) -> T:
-        return await _await(self.loop.submit(fn), self.request_timeout_s)
+        result: T = await self._dispatch(fn, "submit", self.request_timeout_s)
+        return result
 
     async def req(self, fn: Callable[[Node], int]) -> Any:
-        return await _await(self.loop.request(fn), self.request_timeout_s + 1.0)
+        return await self._dispatch(fn, "request", self.request_timeout_s + 1.0)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for ch in self._channels.values():
             await ch.close()
         self._channels.clear()
@@ -246,6 +290,10 @@ class RuntimeFacade:
 
     async def range(self, req: pb.RangeRequest) -> pb.RangeResponse:
         if req.serializable:
+            if not req.range_end:
+                # One key: a read transaction of a few tens of microseconds, cheaper on the loop
+                # than the hand-off to a worker thread (wider ranges must not stall the loop).
+                return self.node.range(req)
             return await asyncio.to_thread(self.node.range, req)
         resp: pb.RangeResponse = await self.req(lambda n: n.linearizable_range(req))
         return resp
@@ -374,9 +422,9 @@ class RuntimeFacade:
     async def hash_kv(self, req: pb.HashKVRequest) -> pb.HashKVResponse:
         return await asyncio.to_thread(self.node.hash_kv, req.revision)
 
-    async def snapshot(self) -> _SpooledSnapshot:
+    async def snapshot(self) -> SpooledSnapshot:
         stream = await asyncio.to_thread(self.node.snapshot_stream)
-        return await asyncio.to_thread(_spool, stream)
+        return await asyncio.to_thread(spool, stream)
 
     async def move_leader(self, req: pb.MoveLeaderRequest) -> pb.MoveLeaderResponse:
         resp: pb.MoveLeaderResponse = await self.req(lambda n: n.move_leader(req.targetID))

@@ -13,8 +13,15 @@ the facade), transport feedback. The loop:
 Results come back through the `ResultSink` port: `request(fn)` runs `fn(node)` on this thread,
 which returns a request ID, and registers a concurrent Future under it in the same step (the Node
 never resolves an ID inside the call that handed it out, so none is missed); `resolve()` completes
-it. `submit(fn)` is for calls answered at once. The event loop awaits these futures with
-`asyncio.wrap_future`.
+it. `submit(fn)` is for calls answered at once. Threads other than the event loop await these
+concurrent futures.
+
+The event loop's side uses the cheaper batched path instead (`attach_loop`, then `post_batch`): a
+list of `(fn, asyncio future, kind)` collected during one loop iteration crosses in ONE inbox item;
+results are collected on the node thread as the Node resolves them and cross back in ONE
+`call_soon_threadsafe` per round of Readies, which sets every future of the batch. Per request that
+saves a concurrent Future, a self-pipe write and a wake-up of each thread (measured in the commit
+that introduced it).
 
 An exception escaping the Node is a broken invariant: the loop logs it and stops, failing every
 waiting request, and `on_fatal` lets the process exit rather than serve wrong answers.
@@ -22,14 +29,15 @@ waiting request, and `on_fatal` lets the process exit rather than serve wrong an
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from petcd.errors import EtcdError
 from petcd.ids import id_str
@@ -41,6 +49,11 @@ log = logging.getLogger("petcd.runtime.node_loop")
 
 T = TypeVar("T")
 _BURST_MAX = 4096
+
+# How a batched call is answered: "submit" by fn's return value, "request" by what the Node
+# resolves the request ID fn returns with.
+CallKind = Literal["submit", "request"]
+BatchedCall = tuple[Callable[[Node], Any], "asyncio.Future[Any]", CallKind]
 
 
 class SystemClock:
@@ -65,10 +78,18 @@ class NodeLoop:
         self.fatal: BaseException | None = None
         self._after_ready: list[Callable[[Node], None]] = []
         self._last_state: tuple[int, StateType] | None = None
+        # The event loop the batched path answers on, and its answers not yet handed over.
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._async_waiters: dict[int, asyncio.Future[Any]] = {}
+        self._completions: list[tuple[asyncio.Future[Any], object]] = []
 
     # --- the ResultSink port (node thread) --------------------------------------------------
 
     def resolve(self, request_id: int, result: object | EtcdError) -> None:
+        afut = self._async_waiters.pop(request_id, None)
+        if afut is not None:
+            self._completions.append((afut, result))
+            return
         fut = self._waiters.pop(request_id, None)
         if fut is None or fut.done():
             return
@@ -118,6 +139,40 @@ class NodeLoop:
             return
         self._inbox.put(run)
 
+    # --- the event loop's batched path -------------------------------------------------------
+
+    def attach_loop(self, aloop: asyncio.AbstractEventLoop) -> None:
+        """The event loop whose futures `post_batch` answers (set before the first batch)."""
+        self._aloop = aloop
+
+    def post_batch(self, calls: Sequence[BatchedCall]) -> None:
+        """From the event loop: run every call on the node thread; answers come back in batches."""
+        if self.stopped.is_set() or self._stopping.is_set():
+            for _fn, fut, _kind in calls:
+                if not fut.done():
+                    fut.set_exception(Stopped())
+            return
+        self._inbox.put(lambda node: self._run_batch(node, calls))
+
+    def _run_batch(self, node: Node, calls: Sequence[BatchedCall]) -> None:
+        for fn, fut, kind in calls:
+            try:
+                got = fn(node)
+            except BaseException as e:  # the caller gets it; it is theirs to handle
+                self._completions.append((fut, e))
+                continue
+            if kind == "request":
+                self._async_waiters[got] = fut
+            else:
+                self._completions.append((fut, got))
+
+    def _hand_over(self) -> None:
+        if not self._completions or self._aloop is None:
+            return
+        batch, self._completions = self._completions, []
+        with contextlib.suppress(RuntimeError):  # the event loop is closed: nobody waits any more
+            self._aloop.call_soon_threadsafe(_deliver, batch)
+
     def every_ready(self, fn: Callable[[Node], None]) -> None:
         """Call fn(node) on the node thread after each round of Readies (state watchers)."""
         self._after_ready.append(fn)
@@ -165,6 +220,10 @@ class NodeLoop:
                 if not fut.done():
                     fut.set_exception(Stopped())
             self._waiters.clear()
+            for afut in self._async_waiters.values():
+                self._completions.append((afut, Stopped()))
+            self._async_waiters.clear()
+            self._hand_over()
             self.stopped.set()
 
     def _loop(self, node: Node) -> None:
@@ -200,6 +259,7 @@ class NodeLoop:
                 pass
             for fn in self._after_ready:
                 fn(node)
+            self._hand_over()
             self._note_state(node)
             if node.stopped:
                 break
@@ -216,3 +276,14 @@ class NodeLoop:
             log.info(f"raft.node: {me} elected leader {id_str(lead)} at term {node.term}")
         elif not lead and prev is not None and prev[0]:
             log.info(f"raft.node: {me} lost leader {id_str(prev[0])} at term {node.term}")
+
+
+def _deliver(batch: list[tuple[asyncio.Future[Any], object]]) -> None:
+    """On the event loop: complete a batch of futures (a caller that gave up has cancelled its own)."""
+    for fut, result in batch:
+        if fut.done():
+            continue
+        if isinstance(result, BaseException):
+            fut.set_exception(result)
+        else:
+            fut.set_result(result)
