@@ -48,7 +48,12 @@ def test_completion(shell: str) -> None:
 
 
 def test_completion_needs_a_shell() -> None:
-    assert run(OURS, ["completion", "tcsh"]).rc == 128
+    # cobra's argument checks: a usage error (exit 1, message, then the usage text)
+    r = run(OURS, ["completion", "tcsh"])
+    assert (r.rc, r.err) == (1, b'Error: invalid argument "tcsh" for "etcdctl completion"\n\n')
+    assert r.out.startswith(b"NAME:\n  completion - Generate completion script\n")
+    r = run(OURS, ["completion"])
+    assert (r.rc, r.err) == (1, b"Error: accepts 1 arg(s), received 0\n\n")
 
 
 @pytest.mark.parametrize(

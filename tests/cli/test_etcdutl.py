@@ -23,6 +23,7 @@ from petcd.backend.lmdb import LmdbBackend, db_path
 from petcd.backend.memory import MemoryBackend
 from petcd.cli.etcdutl import run
 from petcd.cli.etcdutl.cluster import parse_initial_cluster
+from petcd.cli.etcdutl.help import usage
 from petcd.etcdmain.config import parse_initial_cluster as server_parse_initial_cluster
 from petcd.fs.os_fs import OsFileSystem
 from petcd.ids import cluster_id
@@ -416,7 +417,10 @@ def test_hashkv_golden(capsys: pytest.CaptureFixture[str], tmp_path: Path, snap:
         "",
         "Error: mvcc: required revision is a future revision\n",
     )
-    assert etcdutl(capsys, "hashkv") == (1, "", "Error: accepts 1 arg(s), received 0\n")
+    code, out, err = etcdutl(capsys, "hashkv")
+    assert (code, out) == (1, "")
+    error = "Error: accepts 1 arg(s), received 0\n"
+    assert err == f"{error}{usage(('hashkv',))}\n{error}"  # cobra's error and usage, then main's error
     missing = tmp_path / "none"
     assert etcdutl(capsys, "hashkv", str(missing)) == (
         1,
@@ -429,7 +433,9 @@ def test_defrag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     d, h = _data_dir(tmp_path)
     assert etcdutl(capsys, "defrag", "--data-dir", str(d)) == (0, "", "")
     assert etcdutl(capsys, "hashkv", str(d))[1] == f"{h}, 5, -1\n"
-    assert etcdutl(capsys, "defrag") == (1, "", 'Error: required flag(s) "data-dir" not set\n')
+    code, out, err = etcdutl(capsys, "defrag")
+    assert (code, out) == (1, "")
+    assert err.startswith('Error: required flag(s) "data-dir" not set\nUsage:\n  etcdutl defrag [flags]\n')
     missing = tmp_path / "none"
     assert etcdutl(capsys, "defrag", "--data-dir", str(missing)) == (
         1,
@@ -447,18 +453,56 @@ def test_defrag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
 
 def test_version_help_and_unknown_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert etcdutl(capsys, "version") == (0, "etcdutl version: 3.6.0\nAPI version: 3.6\n", "")
-    code, out, _ = etcdutl(capsys)
-    assert code == 0 and "snapshot restore" in out
-    assert etcdutl(capsys, "nope") == (1, "", 'Error: unknown command "nope" for "etcdutl"\n')
-    assert etcdutl(capsys, "snapshot", "nope") == (
-        1,
-        "",
-        'Error: unknown command "nope" for "etcdutl snapshot"\n',
+    assert etcdutl(capsys) == (0, usage(()), "")
+    assert etcdutl(capsys, "--help") == (0, usage(()), "")
+    assert etcdutl(capsys, "help", "snap") == (0, usage(("snapshot",)), "")
+    # cobra: a word after a group is an argument, and the group shows its help
+    assert etcdutl(capsys, "snapshot", "nope") == (0, usage(("snapshot",)), "")
+    # 3.6 has no snapshot save (etcdctl does it)
+    assert etcdutl(capsys, "snapshot", "save", "x") == (0, usage(("snapshot",)), "")
+    error = 'Error: unknown command "nope" for "etcdutl"\n'
+    assert etcdutl(capsys, "nope") == (1, "", f"{error}Run 'etcdutl --help' for usage.\n{error}")
+    error = 'Error: unknown command "verson" for "etcdutl"\n\nDid you mean this?\n\tversion\n\n'
+    assert etcdutl(capsys, "verson") == (1, "", f"{error}Run 'etcdutl --help' for usage.\n{error}")
+    error = "Error: unknown flag: --bogus\n"
+    assert etcdutl(capsys, "version", "--bogus") == (1, "", f"{error}{usage(('version',))}\n{error}")
+    # prefix matching
+    assert etcdutl(capsys, "vers")[:2] == (0, "etcdutl version: 3.6.0\nAPI version: 3.6\n")
+    code, out, err = etcdutl(capsys, "help", "frob")
+    assert (code, out) == (0, "")
+    assert err == f"Unknown help topic [`frob`]\n{usage(())}"
+
+
+def test_usage_text_is_cobras_default() -> None:
+    # cobra 1.8's default usage template with pflag's FlagUsages, as etcdutl 3.6 prints it
+    assert usage(()) == (
+        "Usage:\n  etcdutl [command]\n\nAvailable Commands:\n"
+        "  defrag      Defragments the storage of the etcd\n"
+        "  hashkv      Prints the KV history hash of a given file\n"
+        "  help        Help about any command\n"
+        "  snapshot    Manages etcd node snapshots\n"
+        "  version     Prints the version of etcdutl\n\n"
+        "Flags:\n"
+        "  -h, --help               help for etcdutl\n"
+        "  -w, --write-out string   set the output format (fields, json, protobuf, simple, table) "
+        '(default "simple")\n'
+        '\nUse "etcdutl [command] --help" for more information about a command.\n'
     )
-    assert etcdutl(capsys, "version", "--bogus") == (1, "", "Error: unknown flag: --bogus\n")
-    code, _, err = etcdutl(capsys, "snapshot", "save", "x")
-    assert code == 128 and err.endswith(
-        "Error: In order to download snapshot use: `etcdctl snapshot save ...`\n"
+    restore = usage(("snapshot", "restore"))
+    assert restore.startswith(
+        "Usage:\n  etcdutl snapshot restore <filename> --data-dir {output dir} [options] [flags]\n\nFlags:\n"
+        "      --bump-revision uint                   "
+        "How much to increase the latest revision after restore\n"
+    )
+    assert (
+        "      --initial-memory-map-size uint         Initial memory map size of the database in bytes. "
+        "It uses the default value if not defined or defined to 0 (default 10737418240)\n" in restore
+    )
+    assert "      --mark-compacted                       Mark the latest" in restore
+    assert restore.endswith(
+        "\n\nGlobal Flags:\n"
+        "  -w, --write-out string   set the output format (fields, json, protobuf, simple, table) "
+        '(default "simple")\n'
     )
 
 

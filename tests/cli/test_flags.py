@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from petcd.cli.etcdctl import COMMANDS, parse_command_line
-from petcd.cli.etcdctl.flags import HelpRequested, UsageError
+from petcd.cli.etcdctl.flags import UnknownCommand, UsageError
 from petcd.cli.etcdctl.schema import MESSAGES
 
 
@@ -13,7 +13,6 @@ def parse(
     *argv: str, env: dict[str, str] | None = None
 ) -> tuple[list[str], dict[str, object], list[str], int]:
     inv = parse_command_line(list(argv), env or {})
-    assert inv is not None
     return inv.path, inv.parsed.values, inv.parsed.args, inv.parsed.dash_at
 
 
@@ -57,8 +56,13 @@ def test_environment_fills_unset_global_flags() -> None:
     _, values, _, _ = parse("get", "k", env={"ETCDCTL_WRITE_OUT": "json", "ETCDCTL_DIAL_TIMEOUT": "3s"})
     assert values["write-out"] == "json"
     assert values["dial-timeout"] == 3.0
-    with pytest.raises(UsageError, match="conflicting environment variable"):
-        parse("get", "k", "-w", "fields", env={"ETCDCTL_WRITE_OUT": "json"})
+    # a flag given both ways is refused when the command makes a client (etcd's pkg/flags)
+    inv = parse_command_line(["get", "k", "-w", "fields"], {"ETCDCTL_WRITE_OUT": "json"})
+    assert inv.parsed.env_conflict == "ETCDCTL_WRITE_OUT"
+    assert inv.parsed.values["write-out"] == "fields"
+    # a value the flag cannot parse is ignored, as etcd does
+    _, values, _, _ = parse("get", "k", env={"ETCDCTL_DIAL_TIMEOUT": "soon"})
+    assert values["dial-timeout"] == 2.0
 
 
 @pytest.mark.parametrize(
@@ -71,7 +75,7 @@ def test_environment_fills_unset_global_flags() -> None:
             'invalid argument "x" for "--limit" flag: strconv.ParseInt: parsing "x": invalid syntax',
         ),
         (["get", "--prefix=maybe"], 'invalid argument "maybe" for "--prefix" flag'),
-        (["frob"], 'unknown command "frob" for "etcdctl"'),
+        (["frob"], "frob"),
         (["get", "-q"], "unknown shorthand flag: 'q' in -q"),
     ],
 )
@@ -81,10 +85,21 @@ def test_usage_errors(argv: list[str], message: str) -> None:
     assert str(err.value).startswith(message)
 
 
-def test_help() -> None:
-    with pytest.raises(HelpRequested):
-        parse("get", "--help")
-    assert parse_command_line(["member"], {}) is None
+def test_help_and_prefixes() -> None:
+    assert parse_command_line(["get", "--help"], {}).wants_help
+    assert parse_command_line(["get", "k", "-h"], {}).wants_help
+    assert not parse_command_line(["get", "k", "--help=false"], {}).wants_help
+    assert parse_command_line(["member"], {}).wants_help
+    inv = parse_command_line(["member", "frob"], {})
+    assert (inv.path, inv.wants_help) == (["member"], True)
+    # cobra's prefix matching (etcdctl enables it): a unique prefix names the command
+    assert parse("mem", "lis")[0] == ["member", "list"]
+    with pytest.raises(UnknownCommand):
+        parse("e")  # elect, endpoint
+    # an unknown flag is reported for the command reached so far
+    with pytest.raises(UsageError) as err:
+        parse("member", "--bogus", "list")
+    assert err.value.path == ["member"]
 
 
 def test_every_command_has_an_implementation() -> None:

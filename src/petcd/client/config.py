@@ -38,15 +38,23 @@ class Endpoint:
 
 
 class TlsConfig:
-    __slots__ = ("cacert", "cert", "insecure_skip_verify", "key")
+    __slots__ = ("cacert", "cert", "insecure_skip_verify", "key", "server_name")
 
     def __init__(
-        self, cacert: str = "", cert: str = "", key: str = "", insecure_skip_verify: bool = False
+        self,
+        cacert: str = "",
+        cert: str = "",
+        key: str = "",
+        insecure_skip_verify: bool = False,
+        server_name: str = "",
     ) -> None:
         self.cacert = cacert
         self.cert = cert
         self.key = key
         self.insecure_skip_verify = insecure_skip_verify
+        # the name the servers' certificates must carry instead of each endpoint's host (etcdctl
+        # sets the --discovery-srv domain here)
+        self.server_name = server_name
 
     @property
     def configured(self) -> bool:
@@ -121,4 +129,6 @@ def parse_endpoint(text: str, default_tls: bool = False) -> Endpoint:
         port = int(port_text)
     except ValueError:
         raise ValueError(f"invalid endpoint {text!r}") from None
+    if host.endswith(".") and ":" not in host:
+        host = host[:-1]  # a fully qualified name (DNS SRV targets are written so) names the same host
     return Endpoint(host=host or "127.0.0.1", port=port, tls=tls, text=text)

@@ -106,7 +106,7 @@ class GatewayClient:
             ctx.verify_mode = ssl.CERT_NONE
         if tls.cert:
             ctx.load_cert_chain(tls.cert, tls.key or None)
-        return ctx.wrap_socket(sock, server_hostname=ep.host)
+        return ctx.wrap_socket(sock, server_hostname=tls.server_name or ep.host)
 
     def _exchange(self, sock: socket.socket, ep: Endpoint, path: str, payload: bytes) -> tuple[int, bytes]:
         sock.settimeout(self.config.command_timeout_s)

@@ -112,6 +112,8 @@ class GrpcClient:
         key = _read(tls.key) if tls.key else None
         cert = _read(tls.cert) if tls.cert else None
         creds = grpc.ssl_channel_credentials(root_certificates=root, private_key=key, certificate_chain=cert)
+        if tls.server_name:
+            options.append(("grpc.ssl_target_name_override", tls.server_name))
         return grpc.secure_channel(ep.grpc_target, creds, options=options)
 
     def _metadata(self, require_leader: bool = False) -> list[tuple[str, str]] | None:

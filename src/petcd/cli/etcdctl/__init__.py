@@ -24,10 +24,11 @@ from petcd.cli.etcdctl.flags import (
     STRINGS,
     Flag,
     FlagSet,
-    HelpRequested,
     Parsed,
+    UnknownCommand,
     UsageError,
 )
+from petcd.cli.etcdctl.gofmt import go_quote
 from petcd.errors import EtcdError
 
 VERSION = "3.6.0"
@@ -43,23 +44,44 @@ GLOBAL_FLAGS = [
     Flag("keepalive-time", DURATION, 2.0, "keepalive time for client connections"),
     Flag("keepalive-timeout", DURATION, 6.0, "keepalive timeout for client connections"),
     Flag(
-        "max-request-bytes", INT, 0, "client-side request send limit in bytes (if 0, it defaults to 2.0 MiB)"
+        "max-request-bytes",
+        INT,
+        0,
+        "client-side request send limit in bytes (if 0, it defaults to 2.0 MiB (2 * 1024 * 1024).)",
     ),
     Flag(
         "max-recv-bytes",
         INT,
         0,
-        "client-side response receive limit in bytes (if 0, it defaults to MaxInt32)",
+        'client-side response receive limit in bytes (if 0, it defaults to "math.MaxInt32")',
     ),
     Flag("insecure-transport", BOOL, True, "disable transport security for client connections"),
     Flag("insecure-discovery", BOOL, True, "accept insecure SRV records describing cluster endpoints"),
-    Flag("insecure-skip-tls-verify", BOOL, False, "skip server certificate verification"),
+    Flag(
+        "insecure-skip-tls-verify",
+        BOOL,
+        False,
+        "skip server certificate verification "
+        "(CAUTION: this option should be enabled only for testing purposes)",
+    ),
     Flag("cert", STRING, "", "identify secure client using this TLS certificate file"),
     Flag("key", STRING, "", "identify secure client using this TLS key file"),
     Flag("cacert", STRING, "", "verify certificates of TLS-enabled secure servers using this CA bundle"),
-    Flag("auth-jwt-token", STRING, "", "JWT token used for authentication"),
+    # etcdctl 3.7's flag, accepted here but not listed in 3.6's help
+    Flag(
+        "auth-jwt-token",
+        STRING,
+        "",
+        "JWT token used for authentication (if this option is used, --user and --password should not be set)",
+        hidden=True,
+    ),
     Flag("user", STRING, "", "username[:password] for authentication (prompt if password is not supplied)"),
-    Flag("password", STRING, "", "password for authentication (if used, --user must not include a password)"),
+    Flag(
+        "password",
+        STRING,
+        "",
+        "password for authentication (if this option is used, --user option shouldn't include password)",
+    ),
     Flag(
         "discovery-srv", STRING, "", "domain name to query for SRV records describing cluster endpoints", "d"
     ),
@@ -96,9 +118,6 @@ def _group(name: str, short: str, subs: list[Command], *flags: Flag) -> Command:
     return Command(name, "", list(flags), {s.name: s for s in subs}, short)
 
 
-_PREFIX = Flag("prefix", BOOL, False, "operate on keys with matching prefix")
-_FROM_KEY = Flag("from-key", BOOL, False, "keys greater than or equal to the given key using byte compare")
-_PREV_KV = Flag("prev-kv", BOOL, False, "return the previous key-value pair")
 _CLUSTER = Flag("cluster", BOOL, False, "use all endpoints from the cluster member list")
 
 COMMANDS: dict[str, Command] = {
@@ -112,14 +131,19 @@ COMMANDS: dict[str, Command] = {
             Flag("order", STRING, "", "Order of results; ASCEND or DESCEND (ASCEND by default)"),
             Flag("sort-by", STRING, "", "Sort target; CREATE, KEY, MODIFY, VALUE, or VERSION"),
             Flag("limit", INT, 0, "Maximum number of results"),
-            _PREFIX,
-            _FROM_KEY,
+            Flag("prefix", BOOL, False, "Get keys with matching prefix"),
+            Flag(
+                "from-key",
+                BOOL,
+                False,
+                "Get keys that are greater than or equal to the given key using byte compare",
+            ),
             Flag("rev", INT, 0, "Specify the kv revision"),
             Flag("keys-only", BOOL, False, "Get only the keys"),
             Flag("count-only", BOOL, False, "Get only the count"),
             Flag("print-value-only", BOOL, False, 'Only write values when using the "simple" output format'),
-            Flag("min-mod-rev", INT, 0, "Minimum modify revision"),
-            Flag("max-mod-rev", INT, 0, "Maximum modify revision"),
+            Flag("min-mod-rev", INT, 0, "Minimum modification revision"),
+            Flag("max-mod-rev", INT, 0, "Maximum modification revision"),
             Flag("min-create-rev", INT, 0, "Minimum create revision"),
             Flag("max-create-rev", INT, 0, "Maximum create revision"),
         ),
@@ -128,7 +152,7 @@ COMMANDS: dict[str, Command] = {
             "kv:put_command",
             "Puts the given key into the store",
             Flag("lease", STRING, "0", "lease ID (in hexadecimal) to attach to the key"),
-            _PREV_KV,
+            Flag("prev-kv", BOOL, False, "return the previous key-value pair before modification"),
             Flag("ignore-value", BOOL, False, "updates the key using its current value"),
             Flag("ignore-lease", BOOL, False, "updates the key using its current lease"),
         ),
@@ -136,9 +160,14 @@ COMMANDS: dict[str, Command] = {
             "del",
             "kv:del_command",
             "Removes the specified key or range of keys [key, range_end)",
-            _PREFIX,
-            _PREV_KV,
-            _FROM_KEY,
+            Flag("prefix", BOOL, False, "delete keys with matching prefix"),
+            Flag("prev-kv", BOOL, False, "return deleted key-value pairs"),
+            Flag(
+                "from-key",
+                BOOL,
+                False,
+                "delete keys that are greater than or equal to the given key using byte compare",
+            ),
             Flag("range", BOOL, False, "delete range of keys"),
         ),
         _c(
@@ -285,7 +314,9 @@ COMMANDS: dict[str, Command] = {
                         STRING,
                         "s",
                         "The performance check's workload model. "
-                        "Accepted workloads: s(small), m(medium), l(large), xl(xLarge)",
+                        "Accepted workloads: s(small), m(medium), l(large), xl(xLarge). "
+                        "Different workload models use different configurations in terms of number of "
+                        "clients and expected throughput.",
                     ),
                     Flag(
                         "prefix",
@@ -356,8 +387,19 @@ COMMANDS: dict[str, Command] = {
                 "Verify certificates of TLS enabled secure servers using this CA bundle",
             ),
             Flag("dest-insecure-transport", BOOL, True, "Disable transport security for client connections"),
-            Flag("dest-user", STRING, "", "Destination username[:password] for authentication"),
-            Flag("dest-password", STRING, "", "Destination password for authentication"),
+            Flag(
+                "dest-user",
+                STRING,
+                "",
+                "Destination username[:password] for authentication (prompt if password is not supplied)",
+            ),
+            Flag(
+                "dest-password",
+                STRING,
+                "",
+                "Destination password for authentication (if this option is used, --user option shouldn't "
+                "include password)",
+            ),
             Flag(
                 "max-txn-ops",
                 INT,
@@ -465,50 +507,77 @@ COMMANDS: dict[str, Command] = {
 }
 
 
+HELP_COMMAND = Command("help", "help:help_command", short="Help about any command")
+HELP_FLAG = Flag("help", BOOL, False, "", "h")  # cobra gives every command -h/--help
+
+
 class Invocation:
-    """What the command line asked for."""
+    """What the command line asked for: the command reached (``path``) and the parsed flags."""
 
     __slots__ = ("command", "parsed", "path")
 
-    def __init__(self, path: list[str], command: Command, parsed: Parsed) -> None:
+    def __init__(self, path: list[str], command: Command | None, parsed: Parsed) -> None:
         self.path = path
-        self.command = command
+        self.command = command  # None: etcdctl itself
         self.parsed = parsed
 
+    @property
+    def wants_help(self) -> bool:
+        """-h/--help, or a command that only groups others (cobra shows its help)."""
+        return bool(self.parsed.values.get("help")) or self.command is None or not self.command.target
 
-def parse_command_line(argv: list[str], environ: dict[str, str]) -> Invocation | None:
-    """Parse argv (without the program name); None when only help was asked for."""
+
+def find_next(table: dict[str, Command], word: str, root: bool) -> Command | None:
+    """cobra's lookup with etcdctl's ``EnablePrefixMatching``: the exact name, else a unique prefix."""
+    cmd = table.get(word)
+    if cmd is not None:
+        return cmd
+    if root and word == "help":
+        return HELP_COMMAND
+    names = [*table, "help"] if root else list(table)
+    matches = [n for n in names if n.startswith(word)]
+    if len(matches) != 1:
+        return None
+    return HELP_COMMAND if matches[0] == "help" and root else table[matches[0]]
+
+
+def parse_command_line(argv: list[str], environ: dict[str, str]) -> Invocation:
+    """Parse argv (without the program name) as cobra and pflag would."""
     fs = FlagSet()
-    fs.add(GLOBAL_FLAGS)
+    fs.add([*GLOBAL_FLAGS, HELP_FLAG])
     parsed = Parsed()
     node: Command | None = None
     path: list[str] = []
     i = 0
-    while i < len(argv):
-        tok = argv[i]
-        if tok == "--":
-            parsed.dash_at = len(parsed.args)
-            parsed.args.extend(argv[i + 1 :])
-            break
-        if tok.startswith("-") and len(tok) > 1:
-            i = fs.parse_one(argv, i, parsed)
-            continue
-        if node is None or (node.subcommands and not parsed.args):
-            table = COMMANDS if node is None else node.subcommands
-            if tok not in table:
-                where = "etcdctl" if node is None else f"etcdctl {node.name}"
-                if node is None or node.subcommands:
-                    raise UsageError(f'unknown command "{tok}" for "{where}"')
-            node = table[tok]
-            path.append(tok)
-            fs.add(node.flags)
+    try:
+        while i < len(argv):
+            tok = argv[i]
+            if tok == "--":
+                parsed.dash_at = len(parsed.args)
+                parsed.args.extend(argv[i + 1 :])
+                break
+            if tok.startswith("-") and len(tok) > 1:
+                i = fs.parse_one(argv, i, parsed)
+                continue
+            if node is None or (node.subcommands and not parsed.args):
+                table = COMMANDS if node is None else node.subcommands
+                found = find_next(table, tok, node is None)
+                if found is None and node is None:
+                    raise UnknownCommand(tok)
+                if found is not None:
+                    node = found
+                    path.append(found.name)
+                    fs.add(node.flags)
+                    i += 1
+                    continue
+                # an unknown word after a group is an argument: cobra then shows the group's help
+            parsed.args.append(tok)
             i += 1
-            continue
-        parsed.args.append(tok)
-        i += 1
-    if node is None or not node.target:
-        return None
-    for f in [*GLOBAL_FLAGS, *node.flags]:
+    except UsageError as err:
+        if err.path is None:
+            err.path = path
+        raise
+    for f in [*GLOBAL_FLAGS, *(node.flags if node is not None else [])]:
         parsed.values.setdefault(f.name, f.default)
     _apply_env(parsed, environ)
     return Invocation(path, node, parsed)
@@ -521,41 +590,34 @@ def _apply_env(parsed: Parsed, environ: dict[str, str]) -> None:
         key = "ETCDCTL_" + f.name.upper().replace("-", "_")
         value = environ.get(key, "")
         if value and f.name in parsed.changed:
-            # etcd's pkg/flags refuses the ambiguity rather than silently picking one
-            raise UsageError(
-                f'conflicting environment variable "{key}" is shadowed by corresponding command-line flag '
-                "(either unset environment variable or disable flag)"
-            )
-        if value:
-            try:
+            # etcd's pkg/flags refuses the ambiguity rather than silently picking one; like etcd it
+            # says so only when the command makes a client (see Context.client)
+            parsed.env_conflict = key
+        elif value:
+            try:  # noqa: SIM105 (contextlib is not worth importing at start-up)
                 set_value(parsed, f, value, f"--{f.name}")
             except UsageError:
-                raise UsageError(f"invalid value {value!r} for {key}") from None
+                pass  # etcd ignores an environment value its flag cannot parse (keeps the default)
 
 
-def _usage(path: list[str]) -> str:
-    node_table = COMMANDS
-    lines = [
-        "NAME:",
-        "\tetcdctl - A simple command line client for etcd3.",
-        "",
-        "USAGE:",
-        "\tetcdctl [flags]",
-        "",
-    ]
-    for name in path:
-        cmd = node_table.get(name)
-        if cmd is None:
-            break
-        node_table = cmd.subcommands
-    lines.append("COMMANDS:")
-    for name, cmd in sorted(node_table.items()):
-        if cmd.subcommands:
-            for sub in cmd.subcommands.values():
-                lines.append(f"\t{name} {sub.name}\t{sub.short}")
-        else:
-            lines.append(f"\t{name}\t{cmd.short}")
-    return "\n".join(lines) + "\n"
+def _print_usage_error(err: UsageError) -> int:
+    from petcd.cli.etcdctl import help as cobra_help
+
+    if isinstance(err, UnknownCommand):
+        word = str(err)
+        sys.stderr.write(
+            f'Error: unknown command {go_quote(word)} for "etcdctl"{cobra_help.suggestions(word)}\n'
+            "Run 'etcdctl --help' for usage.\n"
+        )
+        return EXIT_ERROR
+    # cobra prints the error, then the usage (etcd's usage function writes it to stdout), then an
+    # empty line on stderr (the empty string etcd's usage function hands back to cobra)
+    sys.stderr.write(f"Error: {err}\n")
+    sys.stderr.flush()
+    sys.stdout.write(cobra_help.usage(err.path or []))
+    sys.stdout.flush()
+    sys.stderr.write("\n")
+    return EXIT_ERROR
 
 
 def run(argv: list[str], environ: dict[str, str]) -> int:
@@ -565,22 +627,26 @@ def run(argv: list[str], environ: dict[str, str]) -> int:
         return EXIT_ERROR
     try:
         inv = parse_command_line(argv, environ)
-    except HelpRequested:
-        sys.stdout.write(_usage([a for a in argv if not a.startswith("-")]))
-        return 0
     except UsageError as err:
-        sys.stderr.write(f"Error: {err}\n")
-        return EXIT_ERROR
-    if inv is None:
-        sys.stdout.write(_usage([a for a in argv if not a.startswith("-")]))
+        return _print_usage_error(err)
+    if inv.wants_help:
+        from petcd.cli.etcdctl import help as cobra_help
+
+        sys.stdout.write(cobra_help.usage(inv.path))
         return 0
     from petcd.cli.etcdctl.context import Context
 
     ctx = Context(inv, environ)
+    assert inv.command is not None
     try:
         module_name, func_name = inv.command.target.split(":")
         module = __import__(f"petcd.cli.etcdctl.{module_name}", fromlist=[func_name])
         code: int = getattr(module, func_name)(ctx)
+    except UsageError as err:  # an argument cobra's argument checks would refuse
+        ctx.flush()
+        if err.path is None:
+            err.path = inv.path
+        return _print_usage_error(err)
     except CtlError as err:
         ctx.flush()
         sys.stderr.write(f"Error: {err.message}\n")

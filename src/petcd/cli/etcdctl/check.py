@@ -63,7 +63,7 @@ def _auto_compact_defrag(ctx: Context, rev: int) -> None:
         ctx.call("Compact", {"revision": str(rev), "physical": True})
         out.line(f"Compacted with revision {rev}")
     if ctx.flag("auto-defrag"):
-        for ep in ctx.flag("endpoints"):
+        for ep in ctx.endpoints():
             out.line(f"Defragmenting {go_quote(ep)}")
             try:
                 ctx.client.call("Defragment", {}, parse_endpoint(ep))
@@ -229,7 +229,7 @@ def datascale(ctx: Context) -> int:
         raise CtlError(
             EXIT_INVALID_INPUT, f"prefix {go_quote(p)} has keys. Delete with etcdctl del --prefix {p} first"
         )
-    endpoint = str(ctx.flag("endpoints")[0])
+    endpoint = str(ctx.endpoints()[0])
     before = _resident_memory_bytes(ctx, endpoint)
     if before == 0:
         out.line("FAIL: Could not read process_resident_memory_bytes before the put operations.")

@@ -113,7 +113,7 @@ def member_list(ctx: Context) -> int:
 
 def endpoints_from_cluster(ctx: Context) -> list[str]:
     if not ctx.flag("cluster"):
-        return list(ctx.flag("endpoints"))
+        return list(ctx.endpoints())
     try:
         resp = Client(ctx.client_config(), ctx.client.transport).call("MemberList", {})
     except ClientError as err:
@@ -227,12 +227,12 @@ def alarm_disarm(ctx: Context) -> int:
         raise CtlError(EXIT_BAD_ARGS, "alarm disarm command accepts no arguments")
     printer = ctx.printer
     # clientv3 AlarmDisarm with an empty member: list the alarms, then disarm each one
+    # (the response it builds carries no header: json prints {} when there was nothing to disarm)
     alarms = ctx.call("Alarm", {"action": 0})
-    resp: JsonDict = {"header": alarms.get("header", {})}
+    resp: JsonDict = {}
     disarmed: list[JsonDict] = []
     for a in alarms.get("alarms", []):
         r = ctx.call("Alarm", {"action": 2, "memberID": a.get("memberID", "0"), "alarm": a.get("alarm", 0)})
-        resp["header"] = r.get("header", {})
         disarmed.extend(r.get("alarms", []))
     if disarmed:
         resp["alarms"] = disarmed
@@ -260,10 +260,10 @@ def defrag(ctx: Context) -> int:
 def snapshot_save(ctx: Context) -> int:
     if len(ctx.args) != 1:
         raise CtlError(EXIT_BAD_ARGS, "snapshot save expects one argument")
-    if len(ctx.flag("endpoints")) != 1:
+    if len(ctx.endpoints()) != 1:
         raise CtlError(
             EXIT_INTERRUPTED,
-            f"snapshot must be requested to one selected node, not multiple {ctx.flag('endpoints')}",
+            f"snapshot must be requested to one selected node, not multiple [{' '.join(ctx.endpoints())}]",
         )
     path = ctx.args[0]
     part = path + ".part"
@@ -305,7 +305,7 @@ def move_leader(ctx: Context) -> int:
         raise CtlError(EXIT_BAD_ARGS, str(err)) from None
     printer = ctx.printer
     client = ctx.client
-    eps = list(ctx.flag("endpoints"))
+    eps = list(ctx.endpoints())
     for ep in eps:
         endpoint = parse_endpoint(ep)
         try:

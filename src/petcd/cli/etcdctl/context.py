@@ -37,6 +37,7 @@ class Context:
         self.out = sys.stdout.buffer
         self.err = sys.stderr.buffer
         self._client: Client | None = None
+        self._endpoints: list[str] | None = None
         self._printer: Printer | None = None
 
     # ---- flags -------------------------------------------------------------------------------
@@ -63,7 +64,7 @@ class Context:
                 import getpass
 
                 password = getpass.getpass("Password: ")
-        eps = endpoints if endpoints is not None else list(self.flags["endpoints"])
+        eps = endpoints if endpoints is not None else self.endpoints()
         if not eps:
             raise CtlError(EXIT_ERROR, "no endpoints")
         return ClientConfig(
@@ -79,11 +80,36 @@ class Context:
                 cert=self.flags["cert"],
                 key=self.flags["key"],
                 insecure_skip_verify=bool(self.flags["insecure-skip-tls-verify"]),
+                server_name=str(self.flags["discovery-srv"]),
             ),
             insecure_transport=bool(self.flags["insecure-transport"]),
             max_request_bytes=int(self.flags["max-request-bytes"]),
             max_recv_bytes=int(self.flags["max-recv-bytes"]),
         )
+
+    def endpoints(self) -> list[str]:
+        """The endpoints: from DNS SRV records with ``--discovery-srv``, else ``--endpoints``."""
+        if self._endpoints is None:
+            found: list[str] = []
+            domain = str(self.flags["discovery-srv"])
+            if domain:
+                from petcd.cli.etcdctl.srv import DnsError, discover_endpoints
+
+                notices: list[str] = []
+                try:
+                    found = discover_endpoints(
+                        domain,
+                        str(self.flags["discovery-srv-name"]),
+                        bool(self.flags["insecure-discovery"]),
+                        self.environ,
+                        notices,
+                    )
+                except DnsError as err:
+                    raise CtlError(EXIT_ERROR, str(err)) from None
+                for notice in notices:
+                    self.err.write(f"{notice}\n".encode())
+            self._endpoints = found or [e.strip() for e in self.flags["endpoints"]]
+        return self._endpoints
 
     def debug_flags(self) -> None:
         """``--debug``: the global flags as ETCDCTL_* assignments on stderr, as etcdctl prints them."""
@@ -109,9 +135,11 @@ class Context:
         if self._client is None:
             if self.flags.get("debug"):
                 self.debug_flags()
-            if self.flags.get("discovery-srv"):
+            if self.inv.parsed.env_conflict:
                 raise CtlError(
-                    EXIT_BAD_ARGS, "DNS discovery (--discovery-srv) is not supported by petcd's etcdctl"
+                    EXIT_ERROR,
+                    f'conflicting environment variable "{self.inv.parsed.env_conflict}" is shadowed by '
+                    "corresponding command-line flag (either unset environment variable or disable flag)",
                 )
             try:
                 transport = self.environ.get("PETCD_ETCDCTL_TRANSPORT", "auto")

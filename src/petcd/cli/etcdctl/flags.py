@@ -23,26 +23,39 @@ if TYPE_CHECKING:
 
 
 class UsageError(Exception):
-    """A command line pflag/cobra would reject (etcdctl exits 1 with ``Error: <msg>``)."""
+    """A command line pflag/cobra would reject: etcdctl prints ``Error: <msg>`` and the usage of the
+    command it had reached (``path``), and exits 1."""
+
+    def __init__(self, message: str, path: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class UnknownCommand(UsageError):
+    """A word that names no command of etcdctl (cobra answers without the usage text)."""
 
 
 class Flag:
-    __slots__ = ("default", "help", "kind", "name", "short")
+    __slots__ = ("default", "help", "hidden", "kind", "name", "short")
 
-    def __init__(self, name: str, kind: str, default: Any, help: str = "", short: str = "") -> None:
+    def __init__(
+        self, name: str, kind: str, default: Any, help: str = "", short: str = "", *, hidden: bool = False
+    ) -> None:
         self.name = name
         self.kind = kind
         self.default = default
         self.help = help
         self.short = short
+        self.hidden = hidden  # accepted, not listed in the help text
 
 
 class Parsed:
     """The result of parsing: flag values, which were given, positional args."""
 
-    __slots__ = ("args", "changed", "dash_at", "values")
+    __slots__ = ("args", "changed", "dash_at", "env_conflict", "values")
 
     def __init__(self) -> None:
+        self.env_conflict = ""  # an ETCDCTL_* variable whose flag was also given
         self.values: dict[str, Any] = {}
         self.changed: set[str] = set()
         self.args: list[str] = []
@@ -98,8 +111,6 @@ class FlagSet:
             name, eq, value = tok[2:].partition("=")
             flag = self.long.get(name)
             if flag is None:
-                if name == "help":
-                    raise HelpRequested()
                 raise UsageError(f"unknown flag: --{name}")
             if eq:
                 set_value(parsed, flag, value, f"--{name}")
@@ -118,8 +129,6 @@ class FlagSet:
             ch = body[j]
             flag = self.short.get(ch)
             if flag is None:
-                if ch == "h":
-                    raise HelpRequested()
                 raise UsageError(
                     f"unknown shorthand flag: {go_quote(ch)[1:-1]!r} in -{body}".replace('"', "'")
                 )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from petcd.cli.etcdctl.context import Context
-from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, CtlError
+from petcd.cli.etcdctl.flags import UsageError
+from petcd.cli.etcdctl.gofmt import go_quote
 
 
 def version(ctx: Context) -> int:
@@ -79,7 +80,10 @@ def _powershell() -> str:
 
 def completion(ctx: Context) -> int:
     shells = {"bash": _bash, "zsh": _zsh, "fish": _fish, "powershell": _powershell}
-    if len(ctx.args) != 1 or ctx.args[0] not in shells:
-        raise CtlError(EXIT_BAD_ARGS, "completion needs one argument: bash, zsh, fish or powershell")
+    # cobra's argument checks (ExactArgs(1), then OnlyValidArgs): usage errors, exit 1
+    if len(ctx.args) != 1:
+        raise UsageError(f"accepts 1 arg(s), received {len(ctx.args)}")
+    if ctx.args[0] not in shells:
+        raise UsageError(f'invalid argument {go_quote(ctx.args[0])} for "etcdctl completion"')
     ctx.printer.write(shells[ctx.args[0]]())
     return 0

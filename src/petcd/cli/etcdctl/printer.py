@@ -219,8 +219,10 @@ class Printer:
             self.line(go_json({**header_fields(resp), **body}))
             return
         if self.fmt == "protobuf":
-            name = type(self).__name__
-            raise CtlError(EXIT_BAD_FEATURE, f"marshal unsupported for type {name}")
+            # clientv3's lease responses embed *pb.ResponseHeader, whose Marshal Go promotes to
+            # the response: etcdctl's protobuf writer prints the header alone
+            self.write(_proto_bytes("ResponseHeader", resp.get("header", {})))
+            return
         raise self.unsupported()
 
     def grant(self, resp: JsonDict) -> None:
@@ -480,7 +482,8 @@ class Printer:
         if self.fmt == "fields":
             self._fields_hdr(resp)
             for a in alarms:
-                self.line(f'"MemberID" : {num(a, "memberID")}')
+                mid = num(a, "memberID")
+                self.line(f'"MemberID" : {mid:x}' if self.is_hex else f'"MemberID" : {mid}')
                 self.line(f'"AlarmType" : {a.get("alarm", "NONE")}')
                 self.line()
             return

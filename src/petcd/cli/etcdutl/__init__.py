@@ -22,7 +22,8 @@ import sys
 import time
 
 from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_BAD_FEATURE, EXIT_ERROR, CtlError
-from petcd.cli.etcdctl.flags import BOOL, INT, STRING, Flag, FlagSet, HelpRequested, Parsed, UsageError
+from petcd.cli.etcdctl.flags import BOOL, INT, STRING, Flag, FlagSet, Parsed, UnknownCommand, UsageError
+from petcd.cli.etcdctl.gofmt import go_quote
 from petcd.version import API_VERSION, ETCD_VERSION
 
 GLOBAL_FLAGS = [
@@ -60,7 +61,7 @@ _RESTORE_FLAGS = [
     Flag(
         "initial-memory-map-size",
         INT,
-        0,
+        10 * 1024 * 1024 * 1024,  # etcd's backend.InitialMmapSize (petcd's backend does not map memory)
         "Initial memory map size of the database in bytes. It uses the default value if not defined or "
         "defined to 0",
     ),
@@ -78,7 +79,6 @@ _RESTORE_FLAGS = [
 COMMANDS: dict[tuple[str, ...], tuple[str, list[Flag]]] = {
     ("snapshot", "restore"): ("_snapshot_restore", _RESTORE_FLAGS),
     ("snapshot", "status"): ("_snapshot_status", []),
-    ("snapshot", "save"): ("_snapshot_save", []),
     ("defrag",): (
         "_defrag",
         [Flag("data-dir", STRING, "", "Required. Defragments a data directory not in use by etcd.")],
@@ -90,20 +90,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, list[Flag]]] = {
     ("version",): ("_version", []),
 }
 _GROUPS = {"snapshot": "Manages etcd node snapshots"}
-
-USAGE = """NAME:
-\tetcdutl - An administrative command line tool for etcd3.
-
-USAGE:
-\tetcdutl [flags]
-
-COMMANDS:
-\tdefrag\tDefragments the storage of the etcd
-\thashkv\tPrints the KV history hash of a given file
-\tsnapshot restore\tRestores an etcd member snapshot to an etcd directory
-\tsnapshot status\tGets backend snapshot status of a given file
-\tversion\tPrints the version of etcdutl
-"""
+_HELP_FLAG = Flag("help", BOOL, False, "", "h")
 
 _FORMATS = ("simple", "json", "table", "fields", "protobuf")
 
@@ -118,52 +105,88 @@ class Invocation:
         self.args = parsed.args
 
 
-def parse_command_line(argv: list[str]) -> Invocation | None:
-    """pflag/cobra parsing of etcdutl's command line; None when only help was asked for."""
+def _find_next(path: tuple[str, ...], word: str) -> str | None:
+    """cobra's lookup with prefix matching (etcdutl turns it on): exact name, else a unique prefix."""
+    names = [p[len(path)] for p in COMMANDS if len(p) > len(path) and p[: len(path)] == path]
+    if not path:
+        names.append("help")
+    if word in names:
+        return word
+    matches = sorted({n for n in names if n.startswith(word)})
+    return matches[0] if len(matches) == 1 else None
+
+
+def parse_command_line(argv: list[str]) -> Invocation:
+    """pflag/cobra parsing of etcdutl's command line; the path may name a group or nothing (help)."""
     fs = FlagSet()
-    fs.add(GLOBAL_FLAGS)
+    fs.add([*GLOBAL_FLAGS, _HELP_FLAG])
     parsed = Parsed()
     path: tuple[str, ...] = ()
     i = 0
-    while i < len(argv):
-        tok = argv[i]
-        if tok == "--":
-            parsed.args.extend(argv[i + 1 :])
-            break
-        if tok.startswith("-") and len(tok) > 1:
-            i = fs.parse_one(argv, i, parsed)
-            continue
-        if path not in COMMANDS:
-            candidate = (*path, tok)
-            if candidate in COMMANDS or (tok in _GROUPS and not path):
-                path = candidate
-                if path in COMMANDS:
-                    fs.add(COMMANDS[path][1])
-                i += 1
+    try:
+        while i < len(argv):
+            tok = argv[i]
+            if tok == "--":
+                parsed.args.extend(argv[i + 1 :])
+                break
+            if tok.startswith("-") and len(tok) > 1:
+                i = fs.parse_one(argv, i, parsed)
                 continue
-            where = " ".join(("etcdutl", *path))
-            raise UsageError(f'unknown command "{tok}" for "{where}"')
-        parsed.args.append(tok)
-        i += 1
-    if path not in COMMANDS:
-        return None
-    for f in [*GLOBAL_FLAGS, *COMMANDS[path][1]]:
+            if path not in COMMANDS and path != ("help",) and not parsed.args:
+                name = _find_next(path, tok)
+                if name is None and not path:
+                    raise UnknownCommand(tok)
+                if name is not None:
+                    path = (*path, name)
+                    if path in COMMANDS:
+                        fs.add(COMMANDS[path][1])
+                    i += 1
+                    continue
+            parsed.args.append(tok)
+            i += 1
+    except UsageError as err:
+        if err.path is None:
+            err.path = list(path)
+        raise
+    for f in [*GLOBAL_FLAGS, *COMMANDS.get(path, ("", []))[1]]:
         parsed.values.setdefault(f.name, f.default)
     return Invocation(path, parsed)
+
+
+def _usage_error(message: str, path: tuple[str, ...]) -> int:
+    """cobra's answer to a rejected command line: the error, the usage (cobra's default usage
+    function writes it to stderr), then etcdutl's main prints the error once more."""
+    from petcd.cli.etcdutl.help import usage
+
+    sys.stderr.write(f"Error: {message}\n{usage(path)}\nError: {message}\n")
+    return EXIT_ERROR
 
 
 def run(argv: list[str]) -> int:
     try:
         inv = parse_command_line(argv)
-    except HelpRequested:
-        sys.stdout.write(USAGE)
-        return 0
-    except UsageError as err:
-        sys.stderr.write(f"Error: {err}\n")
+    except UnknownCommand as err:
+        from petcd.cli.etcdutl.help import suggestions
+
+        error = f'unknown command {go_quote(str(err))} for "etcdutl"{suggestions(str(err))}'
+        sys.stderr.write(f"Error: {error}\nRun 'etcdutl --help' for usage.\nError: {error}\n")
         return EXIT_ERROR
-    if inv is None:
-        sys.stdout.write(USAGE)
+    except UsageError as err:
+        return _usage_error(str(err), tuple(err.path or ()))
+    if inv.values.get("help") or (inv.path not in COMMANDS and inv.path != ("help",)):
+        from petcd.cli.etcdutl.help import usage
+
+        sys.stdout.write(usage(inv.path))
         return 0
+    if inv.path == ("help",):
+        from petcd.cli.etcdutl.help import help_command
+
+        return help_command(inv)
+    # cobra's checks before the command runs: arguments, then required flags
+    if inv.path == ("hashkv",) and len(inv.args) != 1:
+        return _usage_error(f"accepts 1 arg(s), received {len(inv.args)}", inv.path)
+    if inv.path == ("defrag",) and "data-dir" not in inv.changed:
+        return _usage_error('required flag(s) "data-dir" not set', inv.path)
     handler = globals()[COMMANDS[inv.path][0]]
     try:
         code: int = handler(inv)
@@ -297,15 +320,8 @@ def _snapshot_restore(inv: Invocation) -> int:
     return 0
 
 
-def _snapshot_save(inv: Invocation) -> int:
-    sys.stderr.write('Command "save" is deprecated, Use `etcdctl snapshot save` to download snapshot\n')
-    raise CtlError(EXIT_BAD_ARGS, "In order to download snapshot use: `etcdctl snapshot save ...`")
-
-
 def _defrag(inv: Invocation) -> int:
     data_dir = str(inv.values["data-dir"])
-    if "data-dir" not in inv.changed:
-        raise CtlError(EXIT_ERROR, 'required flag(s) "data-dir" not set')
     from petcd.cli.etcdutl.datadir import DataDirError, defrag
 
     try:
@@ -316,8 +332,6 @@ def _defrag(inv: Invocation) -> int:
 
 
 def _hashkv(inv: Invocation) -> int:
-    if len(inv.args) != 1:
-        raise CtlError(EXIT_ERROR, f"accepts 1 arg(s), received {len(inv.args)}")
     fmt = _format(inv)
     from petcd.cli.etcdutl.datadir import DataDirError, hash_kv
 
