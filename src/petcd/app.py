@@ -52,6 +52,7 @@ from petcd.ids import cluster_id as derive_cluster_id
 from petcd.ids import id_str
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.runtime.facade import RuntimeFacade
+from petcd.runtime.failpoints import Failpoints
 from petcd.runtime.log_store import WalLogStore
 from petcd.runtime.node_loop import NodeLoop, SystemClock
 from petcd.runtime.transport import Transport, TransportCallbacks, fetch_members
@@ -293,7 +294,16 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
         raise BootstrapError(f"listen tcp {','.join(cfg.listen_peer_urls)}: {e.strerror or e}") from None
     state.closers.append(transport.stop)
     zap.info("embed/etcd.go:134", "configuring peer listeners", listen_peer_urls=list(cfg.listen_peer_urls))
-    node = Node(_node_config(cfg, ident), log_store, backend, transport, SystemClock(), node_loop)
+    # GOFAIL_FAILPOINTS (etcd's gofail points, for robustness tests): unset, the ports go in bare.
+    fps = Failpoints.from_env()
+    node = Node(
+        _node_config(cfg, ident),
+        fps.wrap_log_store(log_store),
+        fps.wrap_backend(backend),
+        transport,
+        SystemClock(),
+        node_loop,
+    )
     holder["node"] = node
 
     def peers_changed(members: list[Member]) -> None:

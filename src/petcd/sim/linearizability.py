@@ -63,6 +63,7 @@ class KvOp:
     succeeded: bool = False  # cas: the compare held
     required: bool = False  # unknown outcome, yet known to have taken effect
     member: int = 0
+    group: int = 0  # nonzero: part of one multi-key txn (its parts share one revision)
 
     @property
     def known(self) -> bool:

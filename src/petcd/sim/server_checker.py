@@ -132,7 +132,7 @@ def check_kv_history(
     by_rev: dict[int, KvOp] = {}
     for o in writes:
         r = _write_rev(o)
-        if r in by_rev:
+        if r in by_rev and not (o.group and by_rev[r].group == o.group):
             violations.append(
                 Violation(
                     "linearizability",
@@ -243,8 +243,9 @@ def _check_watch(w: WatchRecord, final: FinalHistory) -> str:
     want = final.in_range(w.start, w.end, w.start_rev, hi)
     if told > final.last_revision:
         return f"told revision {told}, beyond the final history's {final.last_revision}"
-    got_cmp = [(e.revision, e.key, e.value) for e in got]
-    want_cmp = [(c.revision, c.key, c.value) for c in want]
+    # Within one revision (a txn) the order is the txn's, which the history does not keep.
+    got_cmp = sorted((e.revision, e.key, e.value) for e in got)
+    want_cmp = sorted((c.revision, c.key, c.value) for c in want)
     if got_cmp != want_cmp:
         missing = [x for x in want_cmp if x not in got_cmp][:3]
         extra = [x for x in got_cmp if x not in want_cmp][:3]

@@ -1,0 +1,336 @@
+"""One robustness run: start a cluster, run traffic and faults, heal, check, report.
+
+Sequence of `run(RunConfig)`:
+1. start the cluster (all members ready), note each member's ID;
+2. start the clients (profile), the watchers and the revision monitor; the fault injector runs the
+   seed's schedule during the traffic window;
+3. stop traffic; heal every fault (links, pauses, crashed or failpoint-armed members restarted);
+   wait for all members to reach the same revision (else `no-convergence`);
+4. read the rest of the history; HashKV on every member at the final revision; a full Range on
+   every member; watchers asked for progress until they reach the final revision;
+5. run the checkers (`checks`). A violation or an unknown verdict fails the run.
+
+On failure the run directory (data dirs, member logs) is kept and `report.json` (seed, config,
+fault schedule, violations) and `history.jsonl` (every operation) are written into it; on success
+it is deleted unless `keep` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import grpc
+
+from petcd.pb.etcdserverpb import rpc_pb2 as pb
+from petcd.pb.etcdserverpb import rpc_pb2_grpc
+from petcd.robustness.checks import HistoryCapture, Outcome, check_final_state, run_checks
+from petcd.robustness.cluster import Cluster
+from petcd.robustness.faults import FaultLog, Injector, schedule
+from petcd.robustness.history import History, write_history
+from petcd.robustness.traffic import (
+    ETCD_KEYS,
+    K8S_KEYS,
+    K8S_PREFIX,
+    Client,
+    Clock,
+    Context,
+    Watcher,
+    prefix_end,
+)
+from petcd.sim.checker import Violation
+from petcd.sim.server_checker import RevisionWatch, check_hash_kv
+
+DEFAULT_BINARY = "etcd"
+CONVERGE_TIMEOUT_S = 60.0
+WATCH_CATCHUP_TIMEOUT_S = 20.0
+
+
+@dataclass(slots=True)
+class RunConfig:
+    seed: int
+    profile: str = "etcd"
+    duration_s: float = 60.0
+    members: int = 3
+    faults: list[str] = field(default_factory=list)
+    fault_count: int = 1
+    binary: str = DEFAULT_BINARY
+    clients: int = 4
+    watchers: int = 2
+    report_root: str = ""
+    keep: bool = False
+    budget_per_key: int = 2_000_000
+
+
+@dataclass(slots=True)
+class RunResult:
+    config: RunConfig
+    schedule: list[str]
+    events: list[tuple[int, str]]
+    violations: list[str]
+    unknown: list[str]
+    operations: int
+    final_revision: int
+    seconds: float
+    lin_seconds: float
+    report_dir: str = ""
+    harness_errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and not self.unknown and not self.harness_errors
+
+    def summary(self) -> str:
+        c = self.config
+        head = (
+            f"seed={c.seed} profile={c.profile} members={c.members} faults={','.join(self.schedule) or '-'}: "
+            f"{'OK' if self.ok else 'FAIL'} ({self.operations} ops, revision {self.final_revision}, "
+            f"{self.seconds:.0f}s, lin check {self.lin_seconds:.1f}s)"
+        )
+        lines = [head]
+        lines += [f"  VIOLATION {v}" for v in self.violations[:20]]
+        lines += [f"  UNKNOWN {v}" for v in self.unknown[:20]]
+        lines += [f"  HARNESS {e}" for e in self.harness_errors]
+        if self.report_dir:
+            lines.append(f"  report kept in {self.report_dir}")
+        return "\n".join(lines)
+
+
+class RevisionMonitor(threading.Thread):
+    """Polls every member's revision; it must never go back (restarts included)."""
+
+    def __init__(self, cluster: Cluster, clock: Clock) -> None:
+        super().__init__(name="revision-monitor", daemon=True)
+        self.cluster = cluster
+        self.clock = clock
+        self.watch = RevisionWatch()
+        self.stop = threading.Event()
+
+    def poll(self) -> None:
+        for m in self.cluster.members:
+            st = self.cluster.status(m, timeout_s=1.0)
+            if st is not None:
+                # keyed by member ID: a replaced member starts a new life
+                self.watch.observe(
+                    self.clock.now_us(), st.header.member_id, st.header.revision, f"({m.name})"
+                )
+
+    def run(self) -> None:
+        while not self.stop.wait(0.5):
+            self.poll()
+
+
+def _converge(cluster: Cluster) -> tuple[int, list[str]]:
+    """Wait until every member reports the same revision and raft index; (revision, problems)."""
+    deadline = time.monotonic() + CONVERGE_TIMEOUT_S
+    last: dict[str, tuple[int, int]] = {}
+    while time.monotonic() < deadline:
+        last = {}
+        for m in cluster.members:
+            st = cluster.status(m)
+            if st is not None:
+                last[m.name] = (st.header.revision, st.raftAppliedIndex or st.raftIndex)
+        if len(last) == len(cluster.members) and len({r for r, _ in last.values()}) == 1:
+            # one more look after a moment: nothing moved
+            time.sleep(0.5)
+            again = {m.name: st.header.revision for m in cluster.members if (st := cluster.status(m))}
+            if again and all(again.get(n) == r for n, (r, _) in last.items()):
+                return next(iter(last.values()))[0], []
+        time.sleep(0.3)
+    return max((r for r, _ in last.values()), default=0), [f"members did not converge: {last}"]
+
+
+def _hash_kv(cluster: Cluster, revision: int, now: int) -> list[Violation]:
+    hashes: dict[int, tuple[int, int]] = {}
+    problems = []
+    for m in cluster.members:
+        try:
+            r = rpc_pb2_grpc.MaintenanceStub(cluster.channel(m)).HashKV(
+                pb.HashKVRequest(revision=revision), timeout=10
+            )
+            hashes[m.index] = (revision, r.hash)
+        except grpc.RpcError as e:
+            problems.append(
+                Violation("hash-kv", now, f"{m.name}: HashKV failed: {e.code().name} {e.details()}")
+            )
+    return problems + (check_hash_kv(hashes, now) if len(hashes) > 1 else [])
+
+
+def _ranges(cluster: Cluster, revision: int) -> dict[str, tuple[int, list[tuple[bytes, bytes, int]]]]:
+    out = {}
+    for m in cluster.members:
+        try:
+            r = rpc_pb2_grpc.KVStub(cluster.channel(m)).Range(
+                pb.RangeRequest(key=b"\x00", range_end=b"\x00", revision=revision, serializable=True),
+                timeout=10,
+            )
+        except grpc.RpcError:
+            continue
+        out[m.name] = (revision, [(kv.key, kv.value, kv.mod_revision) for kv in r.kvs])
+    return out
+
+
+def run(cfg: RunConfig) -> RunResult:
+    t_start = time.monotonic()
+    root = Path(cfg.report_root or tempfile.gettempdir())
+    root.mkdir(parents=True, exist_ok=True)
+    run_dir = Path(tempfile.mkdtemp(prefix=f"robustness-{cfg.profile}-s{cfg.seed}-", dir=root))
+    cluster = Cluster(cfg.binary, cfg.members, run_dir, cfg.seed)
+    clock = Clock()
+    history = History()
+    log = FaultLog(clock.now_us)
+    plan = schedule(cfg.faults, cfg.seed, cfg.members, cluster.petcd, cfg.fault_count) if cfg.faults else []
+    harness_errors: list[str] = []
+    violations: list[Violation] = []
+    outcome = Outcome([], [])
+    final_rev = 0
+    stop = threading.Event()
+    ctx = Context(cluster, history, clock, cfg.profile, stop)
+    clients: list[Client] = []
+    watchers: list[Watcher] = []
+    monitor = RevisionMonitor(cluster, clock)
+    capture = HistoryCapture(cluster)
+    capture_lock = threading.Lock()
+
+    def capture_to(rev: int) -> int:
+        with capture_lock:
+            return capture.capture_to(rev)
+
+    injector = Injector(cluster, plan, cfg.seed, cfg.duration_s, log, capture_to)
+    try:
+        cluster.start_all()
+        log.note("cluster ready: " + ", ".join(f"{m.name}={m.member_id:x}" for m in cluster.members))
+        if cfg.profile == "etcd":
+            wrange = (ETCD_KEYS[0][:3], b"\x00")  # every key from "key" on (leases too)
+        else:
+            wrange = (K8S_PREFIX, prefix_end(K8S_PREFIX))
+        for i in range(cfg.watchers):
+            watchers.append(Watcher(ctx, i, wrange[0], wrange[1], 1, cfg.seed * 101 + i))
+        for i in range(cfg.clients):
+            clients.append(Client(ctx, i, cfg.seed * 1009 + i))
+        monitor.start()
+        for w in watchers:
+            w.start()
+        for c in clients:
+            c.start()
+        injector.start()
+        end = time.monotonic() + cfg.duration_s
+        while time.monotonic() < end:
+            time.sleep(0.2)
+            if not injector.is_alive() and injector.error:
+                break
+        log.note("traffic stops")
+        stop.set()
+        for w in watchers:
+            w.draining.set()
+        injector.stop.set()
+        injector.join(timeout=120)
+        if injector.is_alive():
+            harness_errors.append("fault injector did not finish")
+        if injector.error:
+            harness_errors.append(f"fault injector: {injector.error}")
+        for c in clients:
+            c.join(timeout=30)
+        injector.heal_all()
+        log.note("healed")
+        final_rev, problems = _converge(cluster)
+        now = clock.now_us()
+        violations += [Violation("no-convergence", now, p) for p in problems]
+        monitor.poll()
+        monitor.stop.set()
+        got = capture_to(final_rev)
+        if capture.problem:
+            harness_errors.append(capture.problem)
+        elif got < final_rev:
+            harness_errors.append(f"history read only to revision {got} of {final_rev}")
+        violations += _hash_kv(cluster, final_rev, now)
+        final = capture.final()
+        violations += check_final_state(final, _ranges(cluster, final_rev), now)
+        _drain_watchers(watchers, final_rev)
+        streams = [s for w in watchers for s in w.streams]
+        for w in watchers:
+            if w.told < final_rev and w.is_alive():
+                violations.append(
+                    Violation(
+                        "watch", now, f"watcher {w.index} reached only revision {w.told} of {final_rev}"
+                    )
+                )
+        kv_ops = history.kv_ops()
+        lin_keys = set(ETCD_KEYS if cfg.profile == "etcd" else K8S_KEYS)
+        outcome = run_checks(kv_ops, streams, final, lin_keys, cfg.budget_per_key, now)
+        violations += outcome.violations
+        violations += monitor.watch.violations
+    except Exception as e:  # a harness failure keeps the evidence too
+        harness_errors.append(f"{type(e).__name__}: {e}")
+    finally:
+        stop.set()
+        injector.stop.set()
+        monitor.stop.set()
+        for w in watchers:
+            w.finish()
+        cluster.close()
+    result = RunResult(
+        config=cfg,
+        schedule=plan,
+        events=log.events,
+        violations=[str(v) for v in violations],
+        unknown=[str(v) for v in outcome.unknown],
+        operations=len(history.operations),
+        final_revision=final_rev,
+        seconds=time.monotonic() - t_start,
+        lin_seconds=outcome.lin_seconds,
+    )
+    result.harness_errors = harness_errors
+    if result.ok and not cfg.keep:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    else:
+        result.report_dir = str(run_dir)
+        write_history(str(run_dir / "history.jsonl"), history.operations)
+        with open(run_dir / "report.json", "w") as f:
+            json.dump(
+                {
+                    "config": asdict(cfg),
+                    "schedule": plan,
+                    "events": log.events,
+                    "violations": result.violations,
+                    "unknown": result.unknown,
+                    "harness_errors": harness_errors,
+                    "final_revision": final_rev,
+                    "failing_operations": _failing_ops(result.violations, history),
+                },
+                f,
+                indent=1,
+            )
+    return result
+
+
+def _drain_watchers(watchers: list[Watcher], final_rev: int) -> None:
+    deadline = time.monotonic() + WATCH_CATCHUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        behind = [w for w in watchers if w.is_alive() and w.told < final_rev]
+        if not behind:
+            break
+        for w in behind:
+            w.request_progress()
+        time.sleep(0.5)
+    for w in watchers:
+        w.finish()
+    for w in watchers:
+        w.join(timeout=5)
+
+
+def _failing_ops(violations: list[str], history: History) -> list[str]:
+    """Operations named (#id) in the violations, as history lines."""
+    import re
+
+    ids = {int(x) for v in violations for x in re.findall(r"#(\d+) ", v)}
+    out = []
+    for o in history.operations:
+        if any(k.id in ids for k in o.kv_ops):
+            out.append(o.to_line())
+    return out[:50]

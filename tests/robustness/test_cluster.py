@@ -1,0 +1,87 @@
+"""The harness's cluster and proxy: who a peer connection comes from, and a partition that works.
+
+A partition is only a fault if it cuts: an isolated leader must lose its leadership to the
+others, and a write sent to it must not succeed, while the others keep serving; once healed,
+every member agrees again.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+
+from petcd.pb.etcdserverpb import rpc_pb2 as pb
+from petcd.pb.etcdserverpb import rpc_pb2_grpc
+from petcd.robustness.cluster import Cluster, default_binary
+from petcd.robustness.proxy import LinkRules, sender_of
+
+UNKNOWN = -1
+
+
+def test_sender_of_petcd_hello() -> None:
+    payload = struct.pack(">6sQQQB", b"PETCD1", 7, 0xABC, 0xDEF, 1)
+    frame = struct.pack(">IB", len(payload) + 1, 1) + payload
+    assert sender_of(frame[:3]) is None  # not enough yet
+    assert sender_of(frame[:20]) is None
+    assert sender_of(frame) == 0xABC
+    assert sender_of(frame + b"more") == 0xABC
+
+
+def test_sender_of_etcd_rafthttp() -> None:
+    head = b"GET /raft/stream/msgappv2/1 HTTP/1.1\r\nHost: x\r\nX-Server-From: 8e9e05c52164694d\r\n"
+    assert sender_of(head) == 0x8E9E05C52164694D
+    assert sender_of(b"GET /raft/probing HTTP/1.1\r\nHost: x") is None
+    assert sender_of(b"GET /raft/probing HTTP/1.1\r\nHost: x\r\n\r\n") == UNKNOWN
+
+
+def test_link_rules() -> None:
+    r = LinkRules(cut={frozenset((1, 2))})
+    assert r.is_cut(1, 2) and r.is_cut(2, 1)
+    assert not r.is_cut(1, 3)
+    assert r.is_cut(1, UNKNOWN) and not r.is_cut(3, UNKNOWN)
+
+
+def _put(c: Cluster, m: object, key: bytes, timeout: float = 3.0) -> bool:
+    try:
+        rpc_pb2_grpc.KVStub(c.channel(m)).Put(pb.PutRequest(key=key, value=b"v"), timeout=timeout)  # type: ignore[arg-type]
+        return True
+    except grpc.RpcError:
+        return False
+
+
+@pytest.mark.timeout(180)
+def test_isolated_leader_loses_leadership_and_heals(tmp_path: Path) -> None:
+    c = Cluster(default_binary(), 3, tmp_path, seed=1)
+    assert c.petcd
+    try:
+        c.start_all()
+        leader = c.leader()
+        assert leader is not None
+        c.isolate(leader)
+        deadline = time.monotonic() + 30
+        new = None
+        while time.monotonic() < deadline:
+            others = [m for m in c.members if m is not leader]
+            st = c.status(others[0])
+            if st is not None and st.leader and st.leader != leader.member_id:
+                new = st.leader
+                break
+            time.sleep(0.2)
+        assert new is not None, "the others did not elect a new leader"
+        assert not _put(c, leader, b"on-isolated", timeout=2.0)
+        assert _put(c, next(m for m in c.members if m.member_id == new), b"on-majority", timeout=5.0)
+        c.heal()
+        deadline = time.monotonic() + 30
+        revs: set[int] = set()
+        while time.monotonic() < deadline:
+            revs = {st.header.revision for m in c.members if (st := c.status(m)) is not None}
+            if len(revs) == 1 and _put(c, leader, b"after-heal"):
+                break
+            time.sleep(0.3)
+        assert _put(c, leader, b"after-heal-2"), "the healed member does not serve writes"
+    finally:
+        c.close()

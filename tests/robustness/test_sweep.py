@@ -1,0 +1,78 @@
+"""A short robustness sweep on real petcd processes: each profile under several faults.
+
+Each case is one run of the harness (a few seconds of traffic) that must end with no violation and
+no unknown verdict; the whole default sweep stays within about two and a half minutes on 2 cores.
+With PETCD_ROBUSTNESS_LONG=1 every profile runs under every fault for a minute each instead
+(`make robustness` runs the same sweep from the command line, with reports kept on failure).
+
+The regression cases are runs that once failed (seed, profile, fault), kept so they stay fixed.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import pytest
+
+from petcd.robustness.cluster import default_binary
+from petcd.robustness.faults import ALL_FAULTS
+from petcd.robustness.runner import RunConfig, run
+
+LONG = os.environ.get("PETCD_ROBUSTNESS_LONG") == "1"
+SHORT_S = 5.0
+LONG_S = 60.0
+
+SHORT_CASES = [
+    ("etcd", "kill-leader", 3),
+    ("etcd", "partition", 3),
+    ("etcd", "failpoint:raftAfterSave", 3),
+    ("etcd", "compact", 3),
+    ("etcd", "member-replace", 3),
+    ("etcd", "kill-leader", 1),
+    ("kubernetes", "kill-follower", 3),
+    ("kubernetes", "pause", 3),
+    ("kubernetes", "restart-cluster", 3),
+    ("kubernetes", "delay", 3),
+    ("kubernetes", "failpoint:beforeCommit", 3),
+    ("kubernetes", "compact", 1),
+]
+LONG_CASES = [(p, f, 3) for f in ALL_FAULTS for p in ("etcd", "kubernetes")]
+
+# (seed, profile, fault, members): runs that found a bug once.
+REGRESSIONS: list[tuple[int, str, str, int]] = []
+
+
+def _run(tmp_path: Path, seed: int, profile: str, fault: str, members: int, duration_s: float) -> None:  # noqa: PLR0917
+    cfg = RunConfig(
+        seed=seed,
+        profile=profile,
+        duration_s=duration_s,
+        members=members,
+        faults=[fault],
+        binary=default_binary(),
+        clients=3,
+        watchers=1,
+        report_root=str(tmp_path),
+    )
+    result = run(cfg)
+    assert result.ok, result.summary()
+    assert result.operations > 0
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(
+    ("profile", "fault", "members"),
+    LONG_CASES if LONG else SHORT_CASES,
+    ids=str,
+)
+def test_sweep(tmp_path: Path, profile: str, fault: str, members: int) -> None:
+    seed = 1 + zlib.crc32(f"{profile}/{fault}/{members}".encode()) % 1000 if LONG else 1
+    _run(tmp_path, seed, profile, fault, members, LONG_S if LONG else SHORT_S)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize(("seed", "profile", "fault", "members"), REGRESSIONS, ids=str)
+def test_regression(tmp_path: Path, seed: int, profile: str, fault: str, members: int) -> None:
+    _run(tmp_path, seed, profile, fault, members, SHORT_S * 2)
