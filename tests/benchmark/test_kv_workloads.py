@@ -70,9 +70,12 @@ def test_range_serializable_prints_etcds_preamble(petcd_endpoint: str, run_text:
 
 
 def test_errors_are_counted_not_fatal(petcd_endpoint: str, run_json: Any) -> None:
-    # a txn that puts the same key twice is refused by etcd and petcd alike
     doc = run_json(petcd_endpoint, "txn-put", "--total=5", "--txn-ops=2", "--key-space-size=2")
     assert doc["results"]["txn-put"]["count"] == 5
+    # a txn that puts the same key twice is refused by etcd and petcd alike: counted, not fatal
+    doc = run_json(petcd_endpoint, "txn-put", "--total=4", "--txn-ops=2", "--key-space-size=3")
+    assert doc["results"]["txn-put"]["count"] == 4  # keys (2i, 2i+1) mod 3 never repeat within a txn
+    # --key-space-size below --txn-ops is refused before any request
     assert main(["--endpoints", petcd_endpoint, "txn-put", "--total=5", "--txn-ops=2"]) == 1
 
 
@@ -86,8 +89,22 @@ def test_txn_mixed_reports_reads_and_writes(petcd_endpoint: str, run_json: Any, 
     assert doc["results"]["read"]["count"] == 0
 
 
-def test_put_and_range_against_the_reference_etcd(etcd_endpoint: str, run_json: Any) -> None:
-    doc = run_json(etcd_endpoint, "--clients=4", "put", "--total=20", "--val-size=256")
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+def test_put_and_range_against_the_reference_etcd(etcd_endpoint: str, run_json: Any, transport: str) -> None:
+    via = f"--transport={transport}"
+    doc = run_json(etcd_endpoint, via, "--clients=4", "put", "--total=20", "--val-size=256")
     assert doc["results"]["put"]["count"] == 20
-    doc = run_json(etcd_endpoint, "--clients=4", "range", "x", "--total=20", "--consistency=s")
+    doc = run_json(etcd_endpoint, via, "--clients=4", "range", "x", "--total=20", "--consistency=s")
     assert doc["results"]["range"]["count"] == 20
+    # a server's error comes through either transport with etcd's text, counted per message
+    doc = run_json(etcd_endpoint, via, "range", "", "--total=3")
+    assert doc["results"]["range"]["count"] == 0
+    assert doc["results"]["range"]["errors"] == {
+        "rpc error: code = InvalidArgument desc = etcdserver: key is not provided": 3
+    }
+
+
+def test_put_over_grpcio(petcd_endpoint: str, run_json: Any) -> None:
+    doc = run_json(petcd_endpoint, "--transport=grpc", "--clients=3", "put", "--total=9")
+    assert doc["transport"] == "grpc"
+    assert doc["results"]["put"]["count"] == 9

@@ -32,7 +32,7 @@ import time
 import grpc
 
 from petcd.benchmark.kv import RANGE, TXN
-from petcd.benchmark.runner import ProcContext, RequestError, Series, rpc_error_text, split
+from petcd.benchmark.runner import CALL_ERRORS, ProcContext, RequestError, Series, rpc_error_text, split
 from petcd.benchmark.watch import EVENT_WAIT_S, open_watch_stream
 from petcd.cli.etcdctl.kv import prefix_end
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
@@ -52,7 +52,7 @@ def namespace_prefix(n: int) -> bytes:
 
 async def _setup(ctx: ProcContext, args: argparse.Namespace, value: bytes) -> int:
     """Create every object (first process only); return the revision after the setup."""
-    txn = ctx.unary(ctx.channels[0], TXN)
+    txn = ctx.unary(0, TXN)
     revision = 0
     for lo, hi in split(args.objects, max(1, -(-args.objects // SETUP_BATCH))):
         req = pb.TxnRequest(
@@ -86,8 +86,8 @@ async def run_k8s(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Serie
     gets = ctx.series("Gets ({ops} requests):")
     lists = ctx.series("Paged lists ({ops} requests):")
     events = Series(heading="Watch events received summary:\n", kind="rate")
-    txn_calls = [ctx.unary(ctx.channel_for(c), TXN) for c in range(share.clients)]
-    range_calls = [ctx.unary(ctx.channel_for(c), RANGE) for c in range(share.clients)]
+    txn_calls = [ctx.unary(c, TXN) for c in range(share.clients)]
+    range_calls = [ctx.unary(c, RANGE) for c in range(share.clients)]
 
     async def update(c: int) -> None:
         i = rand.choice(mine)
@@ -144,7 +144,7 @@ async def run_k8s(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Serie
             st = monotonic()
             try:
                 await op(c)
-            except (grpc.RpcError, RequestError) as err:
+            except CALL_ERRORS as err:
                 series.errors[rpc_error_text(err)] += 1
                 continue
             series.ok(st, monotonic() - st)
@@ -203,7 +203,7 @@ async def _informer(  # noqa: PLR0917 - the shared progress it reports into
 
 
 async def _read_revisions(ctx: ProcContext, args: argparse.Namespace, mine: list[int]) -> dict[int, int]:
-    call = ctx.unary(ctx.channels[0], RANGE)
+    call = ctx.unary(0, RANGE)
     known: dict[int, int] = {}
     wanted = set(mine)
     for n in range(args.namespaces):
@@ -219,6 +219,6 @@ async def _read_revisions(ctx: ProcContext, args: argparse.Namespace, mine: list
 
 
 async def _current_revision(ctx: ProcContext) -> int:
-    call = ctx.unary(ctx.channels[0], RANGE)
+    call = ctx.unary(0, RANGE)
     resp = pb.RangeResponse.FromString(await call(pb.RangeRequest(key=b"\x00", limit=1).SerializeToString()))
     return int(resp.header.revision)

@@ -18,9 +18,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-import grpc
-
-from petcd.benchmark.runner import ProcContext, Series, drive, rpc_error_text
+from petcd.benchmark.runner import CALL_ERRORS, ProcContext, Series, drive, rpc_error_text
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 
 PUT = "/etcdserverpb.KV/Put"
@@ -81,7 +79,7 @@ async def run_put(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Serie
     share = ctx.share
     keys = KeyChooser(args.key_size, args.key_space_size, args.sequential_keys, seed=share.index)
     value_field = value_field_bytes(os.urandom(args.val_size))
-    puts = [ctx.unary(ctx.channel_for(c), PUT) for c in range(share.clients)]
+    puts = [ctx.unary(c, PUT) for c in range(share.clients)]
 
     async def call(c: int, i: int) -> object:
         return await puts[c](put_request_bytes(keys.key(i), value_field))
@@ -103,7 +101,7 @@ def range_request(args: argparse.Namespace) -> pb.RangeRequest:
 async def run_range(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Series]:
     share = ctx.share
     body = range_request(args).SerializeToString()
-    ranges = [ctx.unary(ctx.channel_for(c), RANGE) for c in range(share.clients)]
+    ranges = [ctx.unary(c, RANGE) for c in range(share.clients)]
 
     async def call(c: int, _i: int) -> object:
         return await ranges[c](body)
@@ -117,7 +115,7 @@ async def run_txn_put(ctx: ProcContext, args: argparse.Namespace) -> dict[str, S
         raise ValueError("--key-space-size must be at least --txn-ops (a txn may not put a key twice)")
     value = os.urandom(args.val_size)
     KeyChooser(args.key_size, args.key_space_size, True, 0)  # validates the sizes
-    txns = [ctx.unary(ctx.channel_for(c), TXN) for c in range(share.clients)]
+    txns = [ctx.unary(c, TXN) for c in range(share.clients)]
     ops = args.txn_ops
 
     def request(i: int) -> bytes:
@@ -151,7 +149,7 @@ async def run_txn_mixed(ctx: ProcContext, args: argparse.Namespace) -> dict[str,
         serializable=consistency_serializable(args.consistency),
     )
     read_body = pb.TxnRequest(success=[pb.RequestOp(request_range=read)]).SerializeToString()
-    txns = [ctx.unary(ctx.channel_for(c), TXN) for c in range(share.clients)]
+    txns = [ctx.unary(c, TXN) for c in range(share.clients)]
     read_share = args.rw_ratio / (1 + args.rw_ratio)
     reads = ctx.series("Total Read Ops: {ops}\nDetails:")
     writes = ctx.series("Total Write Ops: {ops}\nDetails:")
@@ -167,7 +165,7 @@ async def run_txn_mixed(ctx: ProcContext, args: argparse.Namespace) -> dict[str,
         st = monotonic()
         try:
             await txns[c](body)
-        except grpc.RpcError as err:
+        except CALL_ERRORS as err:
             target.errors[rpc_error_text(err)] += 1
             return None
         target.ok(st, monotonic() - st)

@@ -21,7 +21,7 @@ TTL_S = 100
 async def run_lease_keepalive(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Series]:
     share = ctx.share
     md = ctx.metadata
-    grants = [ctx.unary(ctx.channel_for(c), GRANT) for c in range(share.clients)]
+    grants = [ctx.unary(c, GRANT) for c in range(share.clients)]
     ids = []
     for c in range(share.clients):
         resp = pb.LeaseGrantResponse.FromString(

@@ -40,6 +40,7 @@ from typing import Any
 
 import grpc
 
+from petcd.benchmark import h2
 from petcd.benchmark.report import Stats, compute_stats
 from petcd.client.config import parse_endpoint
 
@@ -73,6 +74,7 @@ class GlobalOptions:
     cert: str = ""
     key: str = ""
     user: str = ""
+    transport: str = "h2"  # unary calls: "h2" (petcd's own HTTP/2 client) or "grpc" (grpcio)
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +149,17 @@ class RequestError(Exception):
     """A request that the server answered, but not as it must (counted as an error, like an RPC's)."""
 
 
-def rpc_error_text(err: grpc.RpcError | RequestError) -> str:
+# what a call may raise that counts as a failed request rather than a broken run
+CALL_ERRORS = (grpc.RpcError, h2.GrpcStatusError, RequestError)
+
+
+def rpc_error_text(err: BaseException) -> str:
     """An RPC error as grpc-go prints it, so error distributions read like etcd's tool."""
-    if isinstance(err, RequestError):
+    if not isinstance(err, grpc.RpcError):
         return str(err)
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    name = "".join(w.capitalize() for w in code.name.split("_"))
+    number = code.value[0]
+    name = h2.GRPC_CODE_NAMES[number] if 0 <= number < len(h2.GRPC_CODE_NAMES) else code.name
     details = err.details() if hasattr(err, "details") else str(err)
     return f"rpc error: code = {name} desc = {details}"
 
@@ -211,32 +218,53 @@ class RateLimiter:
 
 
 class ProcContext:
-    """One load process's view: its share, its channels, the barrier shared with its siblings."""
+    """One load process's view: its share, its connections, the barrier shared with its siblings.
+
+    Unary calls (``unary``) go over ``h2`` connections (``petcd.benchmark.h2``), or over grpcio
+    channels with ``--transport grpc`` or TLS; streams (watch, lease keep-alive) always use grpcio
+    channels (``channel_for``), opened on first use. Client ``c`` uses connection ``c % conns``.
+    """
 
     def __init__(self, opts: GlobalOptions, share: Share, barrier: Any = None) -> None:
         self.opts = opts
         self.share = share
         self._barrier = barrier
-        self.channels: list[grpc.aio.Channel] = []
+        self._channels: list[grpc.aio.Channel] = []
+        self._h2: list[h2.Connection] = []
+        self._blocks: dict[tuple[int, str], bytes] = {}
         self.metadata: tuple[tuple[str, str], ...] | None = None
 
     def series(self, heading: str = "", kind: str = "full") -> Series:
         """A new Series, recording start times when ``--sample`` asks for the per-second table."""
         return Series(heading=heading, kind=kind, starts=array("d") if self.opts.sample else None)
 
-    def channel_for(self, client: int) -> grpc.aio.Channel:
-        return self.channels[client % len(self.channels)]
+    @property
+    def use_h2(self) -> bool:
+        return (
+            self.opts.transport == "h2"
+            and not self.opts.cacert
+            and not any(parse_endpoint(e).tls for e in self.opts.endpoints)
+        )
 
-    def open_channel(self, global_index: int) -> grpc.aio.Channel:
+    def _endpoint(self, global_index: int) -> tuple[str, bool]:
         endpoints = self.opts.endpoints
         ep = parse_endpoint(endpoints[global_index % len(endpoints)], bool(self.opts.cacert))
-        target = f"{ep.host}:{ep.port}"
+        return f"{ep.host}:{ep.port}", ep.tls
+
+    def channel_for(self, client: int) -> grpc.aio.Channel:
+        """The grpcio channel of ``client`` (for streams, and unary calls with ``--transport grpc``)."""
+        if not self._channels:
+            self._channels = [self._open_channel(self.share.conn_offset + j) for j in range(self.share.conns)]
+        return self._channels[client % len(self._channels)]
+
+    def _open_channel(self, global_index: int) -> grpc.aio.Channel:
+        target, tls = self._endpoint(global_index)
         options = [
             ("grpc.use_local_subchannel_pool", 1),
             ("grpc.max_receive_message_length", -1),
             ("grpc.max_send_message_length", -1),
         ]
-        if ep.tls:
+        if tls:
             creds = grpc.ssl_channel_credentials(
                 root_certificates=_read(self.opts.cacert),
                 private_key=_read(self.opts.key),
@@ -246,11 +274,19 @@ class ProcContext:
         return grpc.aio.insecure_channel(target, options=options)
 
     async def connect(self) -> None:
-        """Open this share's channels and wait until each is connected."""
-        self.channels = [self.open_channel(self.share.conn_offset + j) for j in range(self.share.conns)]
-        await asyncio.wait_for(
-            asyncio.gather(*(ch.channel_ready() for ch in self.channels)), self.opts.dial_timeout_s
-        )
+        """Open this share's connections and wait until each is connected."""
+        timeout_s = self.opts.dial_timeout_s
+        if self.use_h2:
+            targets = [self._endpoint(self.share.conn_offset + j)[0] for j in range(self.share.conns)]
+            opening = [h2.connect(*_host_port(t), timeout_s) for t in targets]
+            results = await asyncio.gather(*opening, return_exceptions=True)
+            self._h2 = [r for r in results if isinstance(r, h2.Connection)]
+            failed = [r for r in results if not isinstance(r, h2.Connection)]
+            if failed:
+                raise ConnectionError(f"cannot connect to {targets[0]}: {failed[0]!r}")
+        else:
+            channels = [self.channel_for(c) for c in range(self.share.conns)]
+            await asyncio.wait_for(asyncio.gather(*(ch.channel_ready() for ch in channels)), timeout_s)
         if self.opts.user:
             await self._authenticate()
 
@@ -258,7 +294,7 @@ class ProcContext:
         from petcd.pb.etcdserverpb import rpc_pb2 as pb
 
         name, _, password = self.opts.user.partition(":")
-        call = self.channels[0].unary_unary(
+        call = self.channel_for(0).unary_unary(
             "/etcdserverpb.Auth/Authenticate",
             request_serializer=pb.AuthenticateRequest.SerializeToString,
             response_deserializer=pb.AuthenticateResponse.FromString,
@@ -266,9 +302,17 @@ class ProcContext:
         resp = await call(pb.AuthenticateRequest(name=name, password=password))
         self.metadata = (("token", resp.token),)
 
-    def unary(self, channel: grpc.aio.Channel, method: str) -> Callable[[bytes], Awaitable[bytes]]:
-        """A bytes-in, bytes-out caller of ``method`` (e.g. ``/etcdserverpb.KV/Put``) on ``channel``."""
-        mc = channel.unary_unary(method)
+    def unary(self, client: int, method: str) -> Callable[[bytes], Awaitable[bytes]]:
+        """A bytes-in, bytes-out caller of ``method`` (e.g. ``/etcdserverpb.KV/Put``) for ``client``."""
+        if self._h2:
+            j = client % len(self._h2)
+            conn = self._h2[j]
+            block = self._blocks.get((j, method))
+            if block is None:
+                block = h2.request_header_block(conn.authority, method, self.metadata or ())
+                self._blocks[(j, method)] = block
+            return h2.UnaryCaller(conn, block)
+        mc = self.channel_for(client).unary_unary(method)
         md = self.metadata
         if md is None:
             return mc  # type: ignore[no-any-return]
@@ -284,8 +328,15 @@ class ProcContext:
             await asyncio.get_running_loop().run_in_executor(None, self._barrier.wait, BARRIER_TIMEOUT_S)
 
     async def close(self) -> None:
-        for ch in self.channels:
+        for conn in self._h2:
+            conn.close()
+        for ch in self._channels:
             await ch.close()
+
+
+def _host_port(target: str) -> tuple[str, int]:
+    host, _, port = target.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 def _read(path: str) -> bytes | None:
@@ -314,7 +365,7 @@ async def drive(
             st = monotonic()
             try:
                 await call(c, i)
-            except (grpc.RpcError, RequestError) as err:
+            except CALL_ERRORS as err:
                 series.errors[rpc_error_text(err)] += 1
                 continue
             series.ok(st, monotonic() - st)

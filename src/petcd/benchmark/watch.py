@@ -172,7 +172,7 @@ async def _wait_events(
 async def _put_all(ctx: ProcContext, args: argparse.Namespace, puts: list[bytes]) -> None:
     value_field = value_field_bytes(b"data")
     n = max(1, min(ctx.share.clients, len(puts)))
-    callers = [ctx.unary(ctx.channel_for(c), PUT) for c in range(n)]
+    callers = [ctx.unary(c, PUT) for c in range(n)]
 
     async def call(c: int, i: int) -> object:
         return await callers[c](put_request_bytes(puts[i], value_field))
@@ -232,7 +232,7 @@ async def run_watch_latency(ctx: ProcContext, args: argparse.Namespace) -> dict[
 
 
 async def _timed_puts(ctx: ProcContext, args: argparse.Namespace, key: bytes) -> None:
-    put = ctx.unary(ctx.channel_for(0), PUT)
+    put = ctx.unary(0, PUT)
     pad = bytes(args.val_size - _STAMP.size)
     limiter = RateLimiter(args.put_rate) if args.put_rate > 0 else None
     for _ in range(args.total):
