@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps run sim test lint bench sim-sweep proto clean
+.PHONY: setup system-deps run sim test lint bench sim-sweep robustness proto clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -46,6 +46,17 @@ bench: setup system-deps
 # The long simulator sweep (opt-in; CI runs the fixed corpus inside `make test`).
 sim-sweep: setup
 	$(PY) -m petcd.sim --seeds 1-5000
+
+# The long robustness sweep (opt-in; CI runs a short one inside `make test`): every traffic
+# profile under every fault, one run each, ROBUSTNESS_DURATION of traffic per run; failing runs
+# keep their report directory under ROBUSTNESS_REPORTS.
+ROBUSTNESS_DURATION ?= 60s
+ROBUSTNESS_ROUNDS ?= 1
+ROBUSTNESS_SEED ?= 1
+ROBUSTNESS_REPORTS ?= /tmp/petcd-robustness
+robustness: setup
+	$(PY) -m petcd.robustness --profile all --faults all --each-fault --seed $(ROBUSTNESS_SEED) \
+		--seeds $(ROBUSTNESS_ROUNDS) --duration $(ROBUSTNESS_DURATION) --report-dir $(ROBUSTNESS_REPORTS)
 
 proto: setup
 	$(PY) scripts/gen_proto.py

@@ -29,7 +29,9 @@ placed ops are skipped. A budget of search steps bounds the work: when it runs o
 
 from __future__ import annotations
 
+import bisect
 import enum
+import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -230,6 +232,8 @@ def check_key(
         for o in ops
     ]
 
+    invokes = [o.invoke for o in ops]
+    optional = [i for i in range(n) if not (must >> i) & 1]  # may stay unplaced
     seen: set[tuple[int, object]] = set()
     steps = 0
     best = 0  # the most ops placed on any path (for the report)
@@ -251,11 +255,19 @@ def check_key(
         if placed > best:
             best, best_state, best_mask = placed, state, mask
         # Earliest return among ops not yet placed that must be placed: nothing invoked after it
-        # can go next.
+        # can go next. Ops are in invocation order and none returns before it is invoked, so the
+        # scans start at the first unplaced op that must be placed (`low`: everything before it
+        # that must be placed is) and stop at the first op invoked after the horizon: what they
+        # skip could not qualify. This keeps each step linear in the ops in flight, not in n.
+        remaining = must & ~mask
+        low = (remaining & -remaining).bit_length() - 1
         horizon = inf
-        for i in range(n):
-            if not (mask >> i) & 1 and (must >> i) & 1 and rets[i] < horizon:
+        for i in range(low, n):
+            if ops[i].invoke > horizon:
+                break
+            if (remaining >> i) & 1 and rets[i] < horizon:
                 horizon = rets[i]
+        high = bisect.bisect_right(invokes, horizon)
         first_unknown_delete = next((i for i in unknown_deletes if not (mask >> i) & 1), -1)
         if changes is not None:
             # A read that can go now, goes now, alone: in the guided model it changes only the
@@ -265,7 +277,7 @@ def check_key(
             read = next(
                 (
                     i
-                    for i in range(n)
+                    for i in range(low, high)
                     if not (mask >> i) & 1
                     and is_read[i]
                     and ops[i].invoke <= horizon
@@ -276,7 +288,8 @@ def check_key(
             if read >= 0:
                 stack.append((mask | (1 << read), advance(state, ops[read])))
                 continue
-        for i in range(n - 1, -1, -1):
+        early = [j for j in optional if j < low and not (mask >> j) & 1 and ops[j].invoke <= horizon]
+        for i in itertools.chain(range(high - 1, low - 1, -1), reversed(early)):
             if (mask >> i) & 1:
                 continue
             o = ops[i]
