@@ -112,22 +112,33 @@ class Context:
         return self._endpoints
 
     def debug_flags(self) -> None:
-        """``--debug``: the global flags as ETCDCTL_* assignments on stderr, as etcdctl prints them."""
-        from petcd.cli.etcdctl import GLOBAL_FLAGS
+        """``--debug``: the command's inherited flags (the global ones, and a group's such as
+        ``--cluster``) as ETCDCTL_* assignments on stderr, sorted, as etcdctl prints them; for watch
+        also the two placeholders etcdctl adds to silence its ETCDCTL_WATCH_* warnings."""
+        from petcd.cli.etcdctl import COMMANDS, GLOBAL_FLAGS
         from petcd.cli.etcdctl.flags import BOOL, DURATION, STRINGS
         from petcd.cli.etcdctl.gofmt import go_duration
 
-        for f in sorted(GLOBAL_FLAGS, key=lambda f: f.name):
+        path = self.inv.path
+        group = COMMANDS[path[0]].flags if len(path) > 1 else []
+        lines: dict[str, str] = {}
+        for f in [*GLOBAL_FLAGS, *group]:
+            if f.hidden:
+                continue
             value = self.flags[f.name]
             if f.kind == BOOL:
                 text = "true" if value else "false"
             elif f.kind == DURATION:
                 text = go_duration(round(value * 1e9))
             elif f.kind == STRINGS:
-                text = "[" + " ".join(value) + "]"
+                text = "[" + ",".join(value) + "]"  # pflag's StringSlice writes CSV
             else:
                 text = str(value)
-            self.err.write(f"ETCDCTL_{f.name.upper().replace('-', '_')}={text}\n".encode())
+            lines[f.name] = text
+        if path == ["watch"]:
+            lines["watch-key"] = lines["watch-range-end"] = ""
+        for name in sorted(lines):
+            self.err.write(f"ETCDCTL_{name.upper().replace('-', '_')}={lines[name]}\n".encode())
         self.err.flush()
 
     @property

@@ -192,6 +192,7 @@ def watch_command(ctx: Context) -> int:
     _ = ctx.printer  # check the output format before connecting
     watcher = Watcher(ctx)
     if ctx.flag("interactive"):
+        _ = ctx.client  # etcdctl makes its client before it reads the first line (--debug shows it)
         threading.Thread(target=_interactive, args=(ctx, watcher, env_key, env_range), daemon=True).start()
     else:
         try:
