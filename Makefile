@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps run sim test lint bench sim-sweep robustness proto clean
+.PHONY: setup system-deps run sim test lint bench bench-compare sim-sweep robustness proto clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,6 +42,11 @@ bench: setup system-deps
 	$(PY) benchmarks/mvcc_throughput.py
 	$(PY) benchmarks/watch_fanout.py
 	@if [ -f benchmarks/etcdctl_startup.py ]; then $(PY) benchmarks/etcdctl_startup.py; fi
+
+# petcd next to the reference etcd (1 and 3 members on this machine, same flags, same run): a table of
+# petcd/etcd ratios (scripts/bench_compare.py). BENCH_COMPARE_FLAGS=--quick for a one-minute smoke run.
+bench-compare: setup system-deps
+	$(PY) scripts/bench_compare.py $(BENCH_COMPARE_FLAGS)
 
 # The long simulator sweep (opt-in; CI runs the fixed corpus inside `make test`).
 sim-sweep: setup
