@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from petcd.benchmark.report import Formatter, to_json
-from petcd.benchmark.runner import CALL_ERRORS, GlobalOptions, LoadError, Series, run_workload
+from petcd.benchmark.runner import CALL_ERRORS, GlobalOptions, LoadError, RunResult, run_workload
 
 
 def _duration_s(text: str) -> float:
@@ -210,10 +210,13 @@ def _preamble(args: argparse.Namespace) -> str:
 
 
 def print_results(
-    command: str, opts: GlobalOptions, series: dict[str, Series], preamble: str = "", out: Any = None
+    command: str, opts: GlobalOptions, result: RunResult, preamble: str = "", out: Any = None
 ) -> None:
+    """etcd's text report of every series (or, with ``-w json``, one JSON object)."""
     out = out or sys.stdout
+    series = result.series
     if opts.output == "json":
+        requests = sum(len(s.lats) + sum(s.errors.values()) for s in series.values() if s.kind == "full")
         doc = {
             "command": command,
             "endpoints": list(opts.endpoints),
@@ -221,6 +224,9 @@ def print_results(
             "conns": opts.conns,
             "procs": opts.procs,
             "transport": opts.transport,
+            # CPU the load processes spent (after connecting): the generator's cost per request
+            "load_cpu_s": result.load_cpu_s,
+            "load_cpu_us_per_request": 1e6 * result.load_cpu_s / max(1, requests),
             "results": {
                 name: {"kind": s.kind, "events": s.events, **to_json(s.stats())} for name, s in series.items()
             },
@@ -254,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if error:
         print(error, file=sys.stderr)
         return 2
-    handler: Callable[[], dict[str, Series]]
+    handler: Callable[[], RunResult]
     if args.command == "null-server":
         from petcd.benchmark.null_server import serve_forever
 
@@ -262,23 +268,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "mvcc":
         from petcd.benchmark.mvcc_put import run_mvcc_put
 
-        def handler() -> dict[str, Series]:
+        def handler() -> RunResult:
             return run_mvcc_put(args)
 
         name = "mvcc put"
     else:
         total, rate = _total_and_rate(args)
 
-        def handler() -> dict[str, Series]:
+        def handler() -> RunResult:
             return run_workload(args.command, opts, args, total, rate)
 
         name = args.command
     try:
-        series = handler()
+        result = handler()
     except (LoadError, ValueError, TimeoutError, OSError, *CALL_ERRORS) as err:
         print(f"benchmark failed: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
-    print_results(name, opts, series, _preamble(args))
+    print_results(name, opts, result, _preamble(args))
     return 0

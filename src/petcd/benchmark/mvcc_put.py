@@ -25,12 +25,12 @@ from array import array
 from pathlib import Path
 
 from petcd.backend.lmdb import LmdbBackend, db_path
-from petcd.benchmark.runner import Series
+from petcd.benchmark.runner import RunResult, Series, cpu_s
 from petcd.mvcc.kvstore import KVStore
 from petcd.mvcc.types import PutRequest
 
 
-def run_mvcc_put(args: argparse.Namespace) -> dict[str, Series]:
+def run_mvcc_put(args: argparse.Namespace) -> RunResult:
     if args.total < 0 or args.txn_ops < 1:
         raise ValueError("--total must be >= 0 and --txn-ops >= 1")
     tmp = "" if args.data_dir else tempfile.mkdtemp(prefix="mvcc-bench-")
@@ -38,7 +38,9 @@ def run_mvcc_put(args: argparse.Namespace) -> dict[str, Series]:
     try:
         backend = LmdbBackend(db_path(data_dir))
         try:
-            return {"mvcc put": _measure(KVStore(backend), args)}
+            before = cpu_s()
+            series = _measure(KVStore(backend), args)
+            return RunResult({"mvcc put": series}, cpu_s() - before)
         finally:
             backend.close()
     finally:

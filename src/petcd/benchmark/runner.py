@@ -29,6 +29,7 @@ import asyncio
 import importlib
 import math
 import multiprocessing
+import os
 import queue
 import time
 import traceback
@@ -383,13 +384,29 @@ def _resolve(name: str) -> Callable[[ProcContext, argparse.Namespace], Awaitable
     return fn
 
 
+@dataclass(slots=True)
+class RunResult:
+    """A run's merged series, and the CPU time its load processes spent (after connecting)."""
+
+    series: dict[str, Series]
+    load_cpu_s: float = 0.0
+
+
+def cpu_s() -> float:
+    """User + system CPU time of this process so far."""
+    t = os.times()
+    return t.user + t.system
+
+
 async def _run_share(
     name: str, opts: GlobalOptions, share: Share, args: argparse.Namespace, barrier: Any
-) -> dict[str, Series]:
+) -> RunResult:
     ctx = ProcContext(opts, share, barrier)
     try:
         await ctx.connect()
-        return await _resolve(name)(ctx, args)
+        cpu_before = cpu_s()
+        series = await _resolve(name)(ctx, args)
+        return RunResult(series, cpu_s() - cpu_before)
     finally:
         await ctx.close()
 
@@ -415,21 +432,21 @@ class LoadError(RuntimeError):
     """A load process failed; the message carries its traceback."""
 
 
-def merge(parts: Sequence[dict[str, Series]]) -> dict[str, Series]:
+def merge(parts: Sequence[RunResult]) -> RunResult:
     merged: dict[str, Series] = {}
     for part in parts:
-        for key, s in part.items():
+        for key, s in part.series.items():
             if key not in merged:
                 merged[key] = Series(
                     heading=s.heading, kind=s.kind, starts=array("d") if s.starts is not None else None
                 )
             merged[key].merge(s)
-    return merged
+    return RunResult(merged, sum(p.load_cpu_s for p in parts))
 
 
 def run_workload(
     name: str, opts: GlobalOptions, args: argparse.Namespace, total: int, rate: float = 0.0
-) -> dict[str, Series]:
+) -> RunResult:
     """Run workload ``name`` over ``opts.procs`` processes and return its merged series."""
     shares = make_shares(opts, total, rate)
     if len(shares) == 1:
@@ -440,7 +457,7 @@ def run_workload(
     procs = [
         mp.Process(target=_child, args=(name, opts, s, args, barrier, results), daemon=True) for s in shares
     ]
-    outs: dict[int, dict[str, Series]] = {}
+    outs: dict[int, RunResult] = {}
     try:
         for p in procs:
             p.start()
