@@ -12,6 +12,9 @@ concrete classes and connects them:
     RuntimeFacade                                     -> EtcdFacade for the API
     grpc.aio server + GatewayServer (+ ClientPortMux) on --listen-client-urls
         (with --listen-client-http-urls, gRPC alone on the client URLs, HTTP on its own),
+        all through petcd.gateway.listeners; or, with --frontend-processes N (petcd only), N
+        front-end processes on the client URLs (petcd.etcdmain.frontend) and the local channel
+        they reach this process by (petcd.runtime.channel),
     GatewayServer on --listen-metrics-urls.
 
 Bootstrap, as etcd's: a data dir with a WAL restarts from it (its metadata names the member and
@@ -43,11 +46,11 @@ from petcd.backend.lmdb import LmdbBackend
 from petcd.codec.wal import Metadata
 from petcd.errors import EtcdError
 from petcd.etcdmain.config import ServerConfig, host_port
+from petcd.etcdmain.frontend import FrontendPool, FrontendSpec
 from petcd.etcdmain.logger import ZapLogger
 from petcd.fs.os_fs import OsFileSystem
-from petcd.gateway.http import GatewayServer
+from petcd.gateway.listeners import ClientListeners
 from petcd.gateway.metrics import EtcdMetrics
-from petcd.gateway.mux import ClientPortMux
 from petcd.ids import cluster_id as derive_cluster_id
 from petcd.ids import id_str
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
@@ -342,7 +345,9 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
     )
     try:
         aloop.run_until_complete(
-            _serve_clients(cfg, zap, facade, node, transport, metrics, stop_event, aloop)
+            _serve_clients(
+                cfg, zap, facade, node, transport, metrics, stop_event, aloop, request_stop=request_stop
+            )
         )
     finally:
         aloop.run_until_complete(facade.close())
@@ -359,6 +364,7 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
     metrics: EtcdMetrics,
     stop_event: asyncio.Event,
     aloop: asyncio.AbstractEventLoop,
+    request_stop: Callable[[int], None] | None = None,
 ) -> None:
     for sig, name in ((signal.SIGINT, "interrupt"), (signal.SIGTERM, "terminated")):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -369,9 +375,7 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
         election_timeout_s=cfg.election_ms / 1000.0,
     )
     server, core, health = build_grpc_server(facade, options)
-    gateways: list[GatewayServer] = []
-    muxes: list[ClientPortMux] = []
-    separate_http = bool(cfg.listen_client_http_urls)
+    listeners = ClientListeners(core, metrics)
     # Like etcd, client requests are served only once the member is ready (it has published itself
     # through raft and re-applied what it had committed before this start); the ports are probed
     # now, so a port in use stops the start at once.
@@ -379,30 +383,24 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
     _probe_ports(all_urls)
     stop_task = asyncio.ensure_future(stop_event.wait())
     ready_task = asyncio.ensure_future(_until_ready(node))
+    pool: FrontendPool | None = None
+    pool_task: asyncio.Future[None] | None = None
     try:
         await asyncio.wait({stop_task, ready_task}, return_when=asyncio.FIRST_COMPLETED)
         if stop_event.is_set():
             return
-        if separate_http or not cfg.enable_grpc_gateway:
-            for url in cfg.listen_client_urls:
-                host, port = host_port(url)
-                server.add_insecure_port(_grpc_address(host, port))
+        if cfg.frontend_processes:
+            # petcd's front-end processes serve the client URLs (DESIGN.md, "Scaling past one core")
+            pool = await _start_frontends(cfg, facade)
+            pool_task = asyncio.ensure_future(_watch_frontends(zap, pool, request_stop))
         else:
-            grpc_port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        if not separate_http and cfg.enable_grpc_gateway:
-            for url in cfg.listen_client_urls:
-                host, port = host_port(url)
-                gw = GatewayServer(core, metrics)
-                gateways.append(gw)
-                mux = ClientPortMux(gw, ("127.0.0.1", grpc_port))
-                await mux.listen(host, port)
-                muxes.append(mux)
-        for url in [*cfg.listen_client_http_urls, *cfg.listen_metrics_urls]:
-            host, port = host_port(url)
-            gw = GatewayServer(core, metrics)
-            gateways.append(gw)
-            await gw.listen(host, port)
+            await listeners.start(
+                server,
+                [host_port(u) for u in cfg.listen_client_urls],
+                [host_port(u) for u in cfg.listen_client_http_urls],
+                cfg.enable_grpc_gateway,
+            )
+        await listeners.serve_http([host_port(u) for u in cfg.listen_metrics_urls])
         health.set_serving(True)
         zap.info("embed/serve.go:103", "ready to serve client requests")
         for url in cfg.listen_client_urls:
@@ -414,17 +412,47 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
         await stop_task
         await _transfer_leadership(zap, facade, node, transport, cfg.election_ms / 1000.0)
     finally:
-        for t in (stop_task, ready_task):
-            t.cancel()
+        for t in (stop_task, ready_task, pool_task):
+            if t is not None:
+                t.cancel()
         health.set_serving(False)
         zap.info("embed/etcd.go:370", "closing etcd server", name=cfg.name, data_dir=cfg.data_dir)
-        for mux in muxes:
-            with contextlib.suppress(Exception):
-                await mux.close()
-        for gw in gateways:
-            with contextlib.suppress(Exception):
-                await gw.close()
+        if pool is not None:
+            await pool.stop()
+        await listeners.close()
         await server.stop(0.5)
+
+
+async def _start_frontends(cfg: ServerConfig, facade: RuntimeFacade) -> FrontendPool:
+    """Start `--frontend-processes` front-ends on the client URLs (petcd.etcdmain.frontend)."""
+    spec = FrontendSpec(
+        socket="",
+        db=os.path.join(snap_dir(cfg.data_dir), "db"),
+        quota_bytes=cfg.quota_backend_bytes or DEFAULT_QUOTA_BYTES,
+        listen_client_urls=tuple(cfg.listen_client_urls),
+        listen_client_http_urls=tuple(cfg.listen_client_http_urls),
+        enable_grpc_gateway=cfg.enable_grpc_gateway,
+        max_txn_ops=cfg.max_txn_ops,
+        max_request_bytes=cfg.max_request_bytes,
+        election_timeout_s=cfg.election_ms / 1000.0,
+        request_timeout_s=facade.request_timeout_s,
+    )
+    pool = FrontendPool(facade, spec, cfg.frontend_processes)
+    try:
+        await pool.start()
+    except (RuntimeError, OSError) as e:
+        await pool.stop()
+        raise BootstrapError(f"front-end processes: {e}") from None
+    return pool
+
+
+async def _watch_frontends(
+    zap: ZapLogger, pool: FrontendPool, request_stop: Callable[[int], None] | None
+) -> None:
+    code = await pool.watch()
+    zap.error(CALLER, "a front-end process stopped; stopping the member", exit_status=code)
+    if request_stop is not None:
+        request_stop(1)
 
 
 def _metrics_updater(metrics: EtcdMetrics, backend: LmdbBackend) -> Callable[[Node], None]:
@@ -504,12 +532,3 @@ async def _until_ready(node: Node) -> None:
 def _on_signal(zap: ZapLogger, name: str, stop_event: asyncio.Event) -> None:
     zap.info("osutil/interrupt_unix.go:64", "received signal; shutting down", signal=name)
     stop_event.set()
-
-
-def _grpc_address(host: str, port: int) -> str:
-    if ":" in host and not host.startswith("["):
-        return f"[{host}]:{port}"
-    with contextlib.suppress(OSError):
-        socket.inet_pton(socket.AF_INET6, host)
-        return f"[{host}]:{port}"
-    return f"{host}:{port}"

@@ -7,62 +7,17 @@ create/responses calls, and etcd's lease answers for unknown leases.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from pathlib import Path
 
 import pytest
+from single_member import SingleMember
 
-from petcd.backend.memory import MemoryBackend
-from petcd.codec.wal import Metadata
-from petcd.fs.os_fs import OsFileSystem
-from petcd.ids import cluster_id
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
-from petcd.raft.types import Message
 from petcd.runtime.facade import RuntimeFacade
-from petcd.runtime.log_store import WalLogStore
-from petcd.runtime.node_loop import NodeLoop, SystemClock
-from petcd.server.node import Node, NodeConfig, initial_members
-
-
-class NoPeers:
-    def send(self, messages: Sequence[Message]) -> None:
-        pass
-
-    def send_snapshot(self, message: Message, db: Iterable[bytes]) -> None:
-        pass
 
 
 @pytest.fixture
-def facade(tmp_path: Path) -> Iterator[RuntimeFacade]:
-    members = initial_members({"a": ["http://127.0.0.1:1"]}, "t")
-    config = NodeConfig(
-        member_id=members[0].id,
-        cluster_id=cluster_id([members[0].id]),
-        name="a",
-        peer_urls=("http://127.0.0.1:1",),
-        client_urls=("http://127.0.0.1:2",),
-        initial_members=members,
-        tick_s=0.01,
-    )
-    store = WalLogStore.open_or_create(
-        OsFileSystem(),
-        str(tmp_path / "wal"),
-        str(tmp_path / "snap"),
-        Metadata(node_id=config.member_id, cluster_id=config.cluster_id),
-    )
-    loop = NodeLoop(config.tick_s)
-    node = Node(config, store, MemoryBackend(), NoPeers(), SystemClock(), loop)
-    loop.start(node)
-    deadline = time.monotonic() + 10
-    while not (node.leader_id and node.recovered) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert node.leader_id
-    try:
-        yield RuntimeFacade(loop, node, server_version="3.6.0", request_timeout_s=5.0)
-    finally:
-        loop.stop()
-        store.close()
+def facade(member: SingleMember) -> RuntimeFacade:
+    return member.facade()
 
 
 def run(coro: object) -> object:

@@ -481,6 +481,10 @@ class LmdbBackend:
         if inode == self._inode:
             return
         with self._cond:
+            # Another thread may be switching already: let it finish, then look again (two threads
+            # closing and reopening the environment at once would close one another's handle).
+            while self._swapping:
+                self._cond.wait()
             if inode == self._inode:
                 return
             self._swapping = True

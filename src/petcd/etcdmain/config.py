@@ -188,6 +188,15 @@ FLAGS: dict[str, Flag] = {
         Flag("unsafe-no-fsync", "bool", False, "Disables fsync, unsafe, will cause data loss."),
         Flag("force-new-cluster", "bool", False, "Force to create a new one member cluster."),
         Flag("enable-grpc-gateway", "bool", True, "Enable GRPC gateway."),
+        Flag(
+            "frontend-processes",
+            "int",
+            0,
+            "petcd only (not an etcd flag): serve the client URLs from this many front-end processes"
+            " sharing each port (SO_REUSEPORT); they read from the backend themselves and forward"
+            " writes, leases and watches to the member's process. 0 serves clients in the member's"
+            " own process.",
+        ),
         Flag("config-file", "str", "", "Path to the server configuration file."),
     )
 }
@@ -547,6 +556,8 @@ class ServerConfig:
     enable_grpc_gateway: bool
     config_file: str
     warnings: tuple[str, ...] = ()
+    # petcd only: client-serving front-end processes (0: the member's own process serves clients)
+    frontend_processes: int = 0
 
     @property
     def election_ticks(self) -> int:
@@ -760,9 +771,16 @@ def validate(parsed: ParsedArgs) -> ServerConfig:
         unsafe_no_fsync=v["unsafe-no-fsync"],
         force_new_cluster=v["force-new-cluster"],
         enable_grpc_gateway=v["enable-grpc-gateway"],
+        frontend_processes=v["frontend-processes"]
+        if v["frontend-processes"] >= 0
+        else _bad_frontends(v["frontend-processes"]),
         config_file=v["config-file"],
         warnings=tuple(parsed.warnings),
     )
+
+
+def _bad_frontends(n: int) -> int:
+    raise ConfigError(f"--frontend-processes must be 0 or more, got {n}")
 
 
 def _bad_level(level: str) -> str:

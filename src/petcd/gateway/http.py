@@ -177,10 +177,14 @@ class GatewayServer:
 
     # -- listening -----------------------------------------------------------------------------------
 
-    async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+    async def listen(
+        self, host: str, port: int, ssl_context: ssl.SSLContext | None = None, *, reuse_port: bool = False
+    ) -> int:
         """Serve on host:port (0 picks a free port), over TLS when `ssl_context` is given (an https
-        client URL); returns the bound port."""
-        server = await asyncio.start_server(self.handle_connection, host, port, ssl=ssl_context)
+        client URL); returns the bound port. `reuse_port`: shared by a member's front-end processes."""
+        server = await asyncio.start_server(
+            self.handle_connection, host, port, ssl=ssl_context, reuse_port=reuse_port or None
+        )
         self._servers.append(server)
         sock = server.sockets[0]
         bound: int = sock.getsockname()[1]

@@ -43,13 +43,18 @@ class ClientPortMux:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def listen(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> int:
+    async def listen(
+        self, host: str, port: int, ssl_context: ssl.SSLContext | None = None, *, reuse_port: bool = False
+    ) -> int:
         """Accept on host:port. With `ssl_context` (an https client URL) the mux terminates TLS,
         offering ALPN "h2" and "http/1.1", and routes the decrypted bytes the same way; the gRPC
-        server then listens in plaintext on its loopback port only."""
+        server then listens in plaintext on its loopback port only. `reuse_port`: front-end
+        processes of one member share the port (SO_REUSEPORT; the kernel spreads connections)."""
         if ssl_context is not None:
             ssl_context.set_alpn_protocols(["h2", "http/1.1"])
-        self._server = await asyncio.start_server(self._accept, host, port, ssl=ssl_context)
+        self._server = await asyncio.start_server(
+            self._accept, host, port, ssl=ssl_context, reuse_port=reuse_port or None
+        )
         bound: int = self._server.sockets[0].getsockname()[1]
         return bound
 

@@ -1,0 +1,185 @@
+"""A front-end process of a member (petcd only: `etcd --frontend-processes N`).
+
+DESIGN.md, "Scaling past one core". The member's `etcd` process (the core) starts N of these with
+`python -m petcd.etcdmain.frontend SPEC_JSON` once it is ready to serve clients. Each one:
+
+* connects to the core's local channel (a unix socket in a private directory; petcd.runtime.channel),
+* opens the member's backend read-only (LMDB readers in many processes),
+* serves the client URLs with the same gRPC services and HTTP gateway as a single-process member,
+  over a `FrontendFacade`, binding with SO_REUSEPORT so that the N processes share each port and
+  the kernel spreads the connections among them,
+* tells the core it is ready, and serves until SIGTERM (the core's stop) or until the channel
+  closes (the core is gone). SIGINT is ignored: a Ctrl-C reaches the whole process group, and the
+  core stops its front-ends itself.
+
+The spec (JSON): socket, db, quota_bytes, listen_client_urls, listen_client_http_urls,
+enable_grpc_gateway, max_txn_ops, max_request_bytes, election_timeout_s, request_timeout_s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from petcd.api.core import ApiOptions
+from petcd.api.server import build_grpc_server
+from petcd.backend.lmdb import LmdbBackend
+from petcd.etcdmain.config import host_port
+from petcd.gateway.listeners import ClientListeners
+from petcd.gateway.metrics import EtcdMetrics
+from petcd.runtime.channel import CoreChannelServer, CoreClient, runtime_state
+from petcd.runtime.facade import RuntimeFacade
+from petcd.runtime.frontend_facade import FrontendFacade
+
+log = logging.getLogger("petcd.frontend")
+
+
+@dataclass(frozen=True)
+class FrontendSpec:
+    socket: str
+    db: str
+    quota_bytes: int
+    listen_client_urls: tuple[str, ...]
+    listen_client_http_urls: tuple[str, ...] = ()
+    enable_grpc_gateway: bool = True
+    max_txn_ops: int = 128
+    max_request_bytes: int = 1536 * 1024
+    election_timeout_s: float = 1.0
+    request_timeout_s: float = 7.0
+
+    def to_json(self) -> str:
+        d: dict[str, Any] = dict(self.__dict__)
+        d["listen_client_urls"] = list(self.listen_client_urls)
+        d["listen_client_http_urls"] = list(self.listen_client_http_urls)
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, text: str) -> FrontendSpec:
+        d = json.loads(text)
+        d["listen_client_urls"] = tuple(d["listen_client_urls"])
+        d["listen_client_http_urls"] = tuple(d.get("listen_client_http_urls", ()))
+        return cls(**d)
+
+
+def command(spec: FrontendSpec) -> list[str]:
+    """The command line that starts one front-end process."""
+    return [sys.executable, "-m", "petcd.etcdmain.frontend", spec.to_json()]
+
+
+class FrontendPool:
+    """The core's side: the channel server and the N front-end processes (started, watched, stopped)."""
+
+    def __init__(self, facade: RuntimeFacade, spec: FrontendSpec, n: int) -> None:
+        self.facade = facade
+        self.n = n
+        self._dir = tempfile.mkdtemp(prefix="petcd-fe-")  # 0700: only this user reaches the socket
+        self.spec = replace(spec, socket=os.path.join(self._dir, "core.sock"))
+        self.channel = CoreChannelServer(facade, runtime_state(facade))
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    async def start(self, timeout_s: float = 60.0) -> None:
+        """Start every front-end; returns once each one listens on the client URLs."""
+        await self.channel.listen(self.spec.socket)
+        for _ in range(self.n):
+            self.procs.append(subprocess.Popen(command(self.spec)))
+        ready: set[int] = set()
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while len(ready) < self.n:
+            if self.exited() is not None:
+                raise RuntimeError(f"front-end process exited with status {self.exited()} while starting")
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                raise RuntimeError("front-end processes did not start in time")
+            with contextlib.suppress(TimeoutError):
+                ready.add(await asyncio.wait_for(self.channel.ready.get(), min(left, 0.5)))
+
+    def exited(self) -> int | None:
+        """The exit status of a front-end that stopped, None while all run."""
+        for p in self.procs:
+            code = p.poll()
+            if code is not None:
+                return code
+        return None
+
+    async def watch(self) -> int:
+        """Returns when a front-end process stops (its status): the member cannot serve as asked."""
+        while (code := self.exited()) is None:
+            await asyncio.sleep(0.5)
+        return code
+
+    async def stop(self, timeout_s: float = 5.0) -> None:
+        for p in self.procs:
+            if p.poll() is None:
+                p.terminate()
+        deadline = time.monotonic() + timeout_s
+        for p in self.procs:
+            while p.poll() is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        await self.channel.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+async def serve(spec: FrontendSpec) -> int:
+    client = await CoreClient.connect(spec.socket)
+    backend = LmdbBackend(spec.db, spec.quota_bytes, read_only=True)
+    facade = FrontendFacade(client, backend, request_timeout_s=spec.request_timeout_s)
+    options = ApiOptions(
+        max_txn_ops=spec.max_txn_ops,
+        max_request_bytes=spec.max_request_bytes,
+        election_timeout_s=spec.election_timeout_s,
+    )
+    server, core, health = build_grpc_server(facade, options, reuse_port=True)
+    listeners = ClientListeners(core, EtcdMetrics())
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        await listeners.start(
+            server,
+            [host_port(u) for u in spec.listen_client_urls],
+            [host_port(u) for u in spec.listen_client_http_urls],
+            spec.enable_grpc_gateway,
+            reuse_port=True,
+        )
+        health.set_serving(True)
+        client.send_ready(os.getpid())
+        closed = asyncio.ensure_future(client.closed.wait())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        closed.cancel()
+        stopped.cancel()
+        return 0 if stop.is_set() else 1
+    finally:
+        health.set_serving(False)
+        await listeners.close()
+        await server.stop(0.5)
+        await client.close()
+        backend.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1:
+        print("usage: python -m petcd.etcdmain.frontend SPEC_JSON (started by etcd --frontend-processes)")
+        return 2
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    return asyncio.run(serve(FrontendSpec.from_json(args[0])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

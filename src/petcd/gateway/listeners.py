@@ -1,0 +1,89 @@
+"""The client-facing listeners of one serving process: gRPC, the HTTP gateway, and the port mux.
+
+Used alike by a single-process member (petcd.app) and by each front-end process
+(petcd.etcdmain.frontend), so both serve the client URLs the same way, as etcd does:
+
+* `--listen-client-urls` without `--listen-client-http-urls` (and the gateway enabled): each client
+  port is a `ClientPortMux`; gRPC connections are spliced to the gRPC server's own loopback port,
+  HTTP/1.1 goes to a `GatewayServer`;
+* with `--listen-client-http-urls` (or the gateway disabled): the gRPC server listens on the client
+  ports itself, and HTTP gets its own listeners;
+* `serve_http` adds plain HTTP listeners (the HTTP client URLs, the metrics URLs).
+
+`reuse_port=True` binds with SO_REUSEPORT (front-end processes sharing a member's ports); the gRPC
+server must then have been built with `reuse_port=True` too (petcd.api.server.build_grpc_server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from petcd.api.core import ApiCore
+from petcd.gateway.http import GatewayServer
+from petcd.gateway.metrics import EtcdMetrics
+from petcd.gateway.mux import ClientPortMux
+
+Address = tuple[str, int]
+
+
+def grpc_address(host: str, port: int) -> str:
+    """host:port as grpc's add_insecure_port wants it (IPv6 literals in brackets)."""
+    if ":" in host and not host.startswith("["):
+        return f"[{host}]:{port}"
+    with contextlib.suppress(OSError):
+        socket.inet_pton(socket.AF_INET6, host)
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+class ClientListeners:
+    """The listeners started for a gRPC server and its ApiCore; `close()` stops the non-gRPC ones."""
+
+    def __init__(self, core: ApiCore, metrics: EtcdMetrics | None) -> None:
+        self.core = core
+        self.metrics = metrics
+        self.muxes: list[ClientPortMux] = []
+        self.gateways: list[GatewayServer] = []
+
+    async def start(
+        self,
+        server: Any,
+        client: Sequence[Address],
+        client_http: Sequence[Address],
+        enable_gateway: bool,
+        *,
+        reuse_port: bool = False,
+    ) -> None:
+        """Serve the client addresses (and the HTTP-only ones); starts the gRPC server."""
+        mux = bool(client) and enable_gateway and not client_http
+        if mux:
+            grpc_port = server.add_insecure_port("127.0.0.1:0")
+        else:
+            for host, port in client:
+                server.add_insecure_port(grpc_address(host, port))
+        await server.start()
+        if mux:
+            for host, port in client:
+                gw = GatewayServer(self.core, self.metrics)
+                self.gateways.append(gw)
+                m = ClientPortMux(gw, ("127.0.0.1", grpc_port))
+                await m.listen(host, port, reuse_port=reuse_port)
+                self.muxes.append(m)
+        await self.serve_http(client_http, reuse_port=reuse_port)
+
+    async def serve_http(self, addresses: Sequence[Address], *, reuse_port: bool = False) -> None:
+        for host, port in addresses:
+            gw = GatewayServer(self.core, self.metrics)
+            self.gateways.append(gw)
+            await gw.listen(host, port, reuse_port=reuse_port)
+
+    async def close(self) -> None:
+        for m in self.muxes:
+            with contextlib.suppress(Exception):
+                await m.close()
+        for gw in self.gateways:
+            with contextlib.suppress(Exception):
+                await gw.close()
