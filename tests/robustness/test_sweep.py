@@ -76,3 +76,27 @@ def test_sweep(tmp_path: Path, profile: str, fault: str, members: int) -> None:
 @pytest.mark.parametrize(("seed", "profile", "fault", "members"), REGRESSIONS, ids=str)
 def test_regression(tmp_path: Path, seed: int, profile: str, fault: str, members: int) -> None:
     _run(tmp_path, seed, profile, fault, members, SHORT_S * 2)
+
+
+@pytest.mark.timeout(300)
+def test_the_harness_catches_an_injected_bug(tmp_path: Path) -> None:
+    """Gets sent as serializable reads but recorded as linearizable: followers answer behind the
+    leader, and the checkers must say so on real processes (else a passing sweep means little)."""
+    cfg = RunConfig(
+        seed=1,
+        profile="etcd",
+        duration_s=SHORT_S,
+        faults=["partition"],
+        binary=default_binary(),
+        clients=3,
+        watchers=1,
+        report_root=str(tmp_path),
+        inject="stale-reads",
+    )
+    result = run(cfg)
+    assert not result.ok
+    assert any(v.startswith("linearizability") for v in result.violations), result.summary()
+    assert result.report_dir
+    kept = Path(result.report_dir)
+    assert (kept / "history.jsonl").stat().st_size > 0
+    assert (kept / "report.json").exists() and (kept / "m0.etcd").is_dir()

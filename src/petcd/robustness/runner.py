@@ -18,6 +18,7 @@ it is deleted unless `keep` is set.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -65,6 +66,7 @@ class RunConfig:
     report_root: str = ""
     keep: bool = False
     budget_per_key: int = 2_000_000
+    inject: str = ""  # harness self-test (see traffic.Context.inject)
 
 
 @dataclass(slots=True)
@@ -190,7 +192,7 @@ def run(cfg: RunConfig) -> RunResult:
     outcome = Outcome([], [])
     final_rev = 0
     stop = threading.Event()
-    ctx = Context(cluster, history, clock, cfg.profile, stop)
+    ctx = Context(cluster, history, clock, cfg.profile, stop, cfg.inject)
     clients: list[Client] = []
     watchers: list[Watcher] = []
     monitor = RevisionMonitor(cluster, clock)
@@ -291,6 +293,11 @@ def run(cfg: RunConfig) -> RunResult:
     else:
         result.report_dir = str(run_dir)
         write_history(str(run_dir / "history.jsonl"), history.operations)
+        with open(run_dir / "cluster_history.jsonl", "w") as f:  # as read back from the cluster
+            for change in capture.changes:
+                value = None if change.value is None else change.value.decode("latin-1")
+                key = change.key.decode("latin-1")
+                f.write(json.dumps({"rev": change.revision, "key": key, "value": value}) + "\n")
         with open(run_dir / "report.json", "w") as f:
             json.dump(
                 {
@@ -326,8 +333,6 @@ def _drain_watchers(watchers: list[Watcher], final_rev: int) -> None:
 
 def _failing_ops(violations: list[str], history: History) -> list[str]:
     """Operations named (#id) in the violations, as history lines."""
-    import re
-
     ids = {int(x) for v in violations for x in re.findall(r"#(\d+) ", v)}
     out = []
     for o in history.operations:

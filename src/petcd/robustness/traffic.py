@@ -73,6 +73,9 @@ class Context:
     clock: Clock
     profile: str
     stop: threading.Event
+    # Harness self-test only: "stale-reads" sends every get as a serializable read but records
+    # it as a linearizable one, a bug the checkers must find once a member falls behind.
+    inject: str = ""
     projector: Projector = field(init=False)
 
     def __post_init__(self) -> None:
@@ -141,9 +144,14 @@ class Client(threading.Thread):
 
     def range(self, req: pb.RangeRequest, kind: str = "range") -> pb.RangeResponse | None:
         stub = self._stub_kv()
+        sent = req
+        if kind == "get" and self.ctx.inject == "stale-reads":
+            sent = pb.RangeRequest()
+            sent.CopyFrom(req)
+            sent.serializable = True
         resp = self._call(
             kind,
-            lambda t: stub.Range(req, timeout=t),
+            lambda t: stub.Range(sent, timeout=t),
             req,
             lambda r, i, o, m: self.ctx.projector.range(req, r, i, o or 0, m),  # type: ignore[arg-type]
             write=False,
