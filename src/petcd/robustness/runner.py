@@ -240,6 +240,8 @@ def run(cfg: RunConfig) -> RunResult:
             c.join(timeout=30)
         injector.heal_all()
         log.note("healed")
+        # Leases left would expire later and move the revision on under the final checks.
+        log.note(f"revoked {_revoke_leases(cluster)} leases")
         final_rev, problems = _converge(cluster)
         now = clock.now_us()
         violations += [Violation("no-convergence", now, p) for p in problems]
@@ -251,17 +253,19 @@ def run(cfg: RunConfig) -> RunResult:
         elif got < final_rev:
             harness_errors.append(f"history read only to revision {got} of {final_rev}")
         violations += _hash_kv(cluster, final_rev, now)
-        final = capture.final()
-        violations += check_final_state(final, _ranges(cluster, final_rev), now)
-        _drain_watchers(watchers, final_rev)
+        ranges = _ranges(cluster, final_rev)
+        for index, told in _drain_watchers(watchers, final_rev):
+            violations.append(
+                Violation("watch", now, f"watcher {index} reached only revision {told} of {final_rev}")
+            )
         streams = [s for w in watchers for s in w.streams]
-        for w in watchers:
-            if w.told < final_rev and w.is_alive():
-                violations.append(
-                    Violation(
-                        "watch", now, f"watcher {w.index} reached only revision {w.told} of {final_rev}"
-                    )
-                )
+        # Something may still have moved the revision on (a lease the revoke missed): read on.
+        told_max = max((r for s in streams for r, _ in s.record.responses), default=0)
+        if told_max > final_rev:
+            log.note(f"revision moved on to {told_max} after the checks began")
+            capture_to(told_max)
+        final = capture.final()
+        violations += check_final_state(final, ranges, now)
         kv_ops = history.kv_ops()
         lin_keys = set(ETCD_KEYS if cfg.profile == "etcd" else K8S_KEYS)
         outcome = run_checks(kv_ops, streams, final, lin_keys, cfg.budget_per_key, now)
@@ -316,10 +320,13 @@ def run(cfg: RunConfig) -> RunResult:
     return result
 
 
-def _drain_watchers(watchers: list[Watcher], final_rev: int) -> None:
+def _drain_watchers(watchers: list[Watcher], final_rev: int) -> list[tuple[int, int]]:
+    """Ask for progress until every watcher is told `final_rev`, then end them; the ones that
+    were not, as (index, revision told)."""
     deadline = time.monotonic() + WATCH_CATCHUP_TIMEOUT_S
+    behind = []
     while time.monotonic() < deadline:
-        behind = [w for w in watchers if w.is_alive() and w.told < final_rev]
+        behind = [w for w in watchers if w.told < final_rev]
         if not behind:
             break
         for w in behind:
@@ -329,6 +336,25 @@ def _drain_watchers(watchers: list[Watcher], final_rev: int) -> None:
         w.finish()
     for w in watchers:
         w.join(timeout=5)
+    return [(w.index, w.told) for w in behind]
+
+
+def _revoke_leases(cluster: Cluster) -> int:
+    for m in cluster.members:
+        channel = cluster.channel(m)
+        try:
+            leases = rpc_pb2_grpc.LeaseStub(channel).LeaseLeases(pb.LeaseLeasesRequest(), timeout=5).leases
+        except grpc.RpcError:
+            continue
+        revoked = 0
+        for lease in leases:
+            try:
+                rpc_pb2_grpc.LeaseStub(channel).LeaseRevoke(pb.LeaseRevokeRequest(ID=lease.ID), timeout=5)
+                revoked += 1
+            except grpc.RpcError:
+                pass  # expired meanwhile, or the member is busy: the read-on below covers it
+        return revoked
+    return 0
 
 
 def _failing_ops(violations: list[str], history: History) -> list[str]:
