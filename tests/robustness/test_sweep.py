@@ -41,7 +41,11 @@ SHORT_CASES = [
 LONG_CASES = [(p, f, 3) for f in ALL_FAULTS for p in ("etcd", "kubernetes")]
 
 # (seed, profile, fault, members): runs that found a bug once.
-REGRESSIONS: list[tuple[int, str, str, int]] = []
+REGRESSIONS: list[tuple[int, str, str, int]] = [
+    # harness: a lease expiring after traffic stopped moved the revision past the history read
+    # back, so watchers looked "told beyond the history" (leases are now revoked first)
+    (109, "kubernetes", "delay", 3),
+]
 
 
 def _run(tmp_path: Path, seed: int, profile: str, fault: str, members: int, duration_s: float) -> None:  # noqa: PLR0917
