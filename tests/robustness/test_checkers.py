@@ -10,10 +10,12 @@ budget runs out.
 
 from __future__ import annotations
 
+import base64
+
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.mvccpb import kv_pb2
-from petcd.robustness.checks import check_final_state, check_streams, run_checks
-from petcd.robustness.history import History, Projector
+from petcd.robustness.checks import check_final_state, check_leases, check_streams, run_checks
+from petcd.robustness.history import History, Operation, Projector
 from petcd.robustness.traffic import WatchStream
 from petcd.sim.linearizability import KvOp
 from petcd.sim.server_checker import Change, FinalHistory, WatchEvent, WatchRecord
@@ -251,3 +253,24 @@ def test_final_state_must_match_the_history() -> None:
     assert check_final_state(HIST, good, 0) == []
     bad = {"m1": (5, [(A, b"3", 5), (B, b"x", 3)])}  # b was deleted at 4
     assert [v.kind for v in check_final_state(HIST, bad, 0)] == ["final-state"]
+
+
+# ------------------------------------------------------------------------------ leases
+
+
+def _lease_ops(revoke_rev: int) -> list[Operation]:
+    key = base64.b64encode(b"lease/1").decode()
+    put = Operation(
+        1, 0, 0, "put", 0, 10, {"key": key, "value": "dg==", "lease": "42"}, {"header": {"revision": "2"}}
+    )
+    revoke = Operation(
+        2, 0, 0, "lease-revoke", 20, 30, {"ID": "42"}, {"header": {"revision": str(revoke_rev)}}
+    )
+    return [put, revoke]
+
+
+def test_revoked_lease_keys_must_be_gone_by_the_revoke_revision() -> None:
+    gone = FinalHistory([Change(2, b"lease/1", b"v"), Change(3, b"lease/1", None)])
+    assert check_leases(_lease_ops(3), gone, 0) == []
+    kept = FinalHistory([Change(2, b"lease/1", b"v"), Change(3, A, b"x")])
+    assert [v.kind for v in check_leases(_lease_ops(3), kept, 0)] == ["lease"]

@@ -19,6 +19,7 @@ run just as a violation does (never a silent pass).
 
 from __future__ import annotations
 
+import base64
 import queue
 import time
 from collections.abc import Sequence
@@ -30,6 +31,7 @@ from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc
 from petcd.pb.mvccpb import kv_pb2
 from petcd.robustness.cluster import Cluster
+from petcd.robustness.history import Operation
 from petcd.robustness.traffic import WatchStream, drain
 from petcd.sim.checker import Violation
 from petcd.sim.linearizability import KvOp
@@ -173,6 +175,48 @@ def check_final_state(
                     f"{diff}, values not in the history {wrong})",
                 )
             )
+    return out
+
+
+def _int(d: dict[str, object] | None, *path: str) -> int:
+    cur: object = d
+    for p in path:
+        if not isinstance(cur, dict):
+            return 0
+        cur = cur.get(p)
+    return int(cur) if isinstance(cur, (str, int)) else 0
+
+
+def check_leases(operations: Sequence[Operation], final: FinalHistory, now: int) -> list[Violation]:
+    """A revoke that was acknowledged at revision R deleted, by R, every key put with that lease
+    before it (unless something else changed the key meanwhile)."""
+    puts: dict[int, list[tuple[bytes, int]]] = {}
+    revokes: list[tuple[int, int, Operation]] = []
+    for o in operations:
+        if o.response is None:
+            continue
+        if o.kind == "put" and _int(o.request, "lease"):
+            key = base64.b64decode(str((o.request or {}).get("key", "")))
+            puts.setdefault(_int(o.request, "lease"), []).append(
+                (key, _int(o.response, "header", "revision"))
+            )
+        elif o.kind == "lease-revoke":
+            revokes.append((_int(o.request, "ID"), _int(o.response, "header", "revision"), o))
+    out = []
+    for lease, rev, op in revokes:
+        for key, put_rev in puts.get(lease, []):
+            if put_rev >= rev:
+                continue
+            c = final.at(key, rev)
+            if c is not None and c.revision == put_rev:
+                out.append(
+                    Violation(
+                        "lease",
+                        now,
+                        f"revoke of lease {lease:x} (op #{op.id}, revision {rev}) left {key!r} as put at "
+                        f"revision {put_rev} with that lease",
+                    )
+                )
     return out
 
 

@@ -30,7 +30,7 @@ import grpc
 
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc
-from petcd.robustness.checks import HistoryCapture, Outcome, check_final_state, run_checks
+from petcd.robustness.checks import HistoryCapture, Outcome, check_final_state, check_leases, run_checks
 from petcd.robustness.cluster import Cluster
 from petcd.robustness.faults import FaultLog, Injector, schedule
 from petcd.robustness.history import History, write_history
@@ -177,6 +177,23 @@ def _ranges(cluster: Cluster, revision: int) -> dict[str, tuple[int, list[tuple[
     return out
 
 
+def _lease_keys_left(cluster: Cluster, revision: int, now: int) -> list[Violation]:
+    """Every lease was revoked before the final revision: no key may still carry one."""
+    for m in cluster.members:
+        try:
+            kv = rpc_pb2_grpc.KVStub(cluster.channel(m))
+            r = kv.Range(pb.RangeRequest(key=b"\x00", range_end=b"\x00", revision=revision), timeout=10)
+            left = rpc_pb2_grpc.LeaseStub(cluster.channel(m)).LeaseLeases(pb.LeaseLeasesRequest(), timeout=5)
+        except grpc.RpcError:
+            continue
+        alive = {lease.ID for lease in left.leases}
+        stale = [(kv.key, kv.lease) for kv in r.kvs if kv.lease and kv.lease not in alive]
+        if stale:
+            return [Violation("lease", now, f"keys still attached to revoked leases at the end: {stale[:5]}")]
+        return []
+    return []
+
+
 def run(cfg: RunConfig) -> RunResult:
     t_start = time.monotonic()
     root = Path(cfg.report_root or tempfile.gettempdir())
@@ -270,6 +287,8 @@ def run(cfg: RunConfig) -> RunResult:
         lin_keys = set(ETCD_KEYS if cfg.profile == "etcd" else K8S_KEYS)
         outcome = run_checks(kv_ops, streams, final, lin_keys, cfg.budget_per_key, now)
         violations += outcome.violations
+        violations += check_leases(history.operations, final, now)
+        violations += _lease_keys_left(cluster, final_rev, now)
         violations += monitor.watch.violations
     except Exception as e:  # a harness failure keeps the evidence too
         harness_errors.append(f"{type(e).__name__}: {e}")
