@@ -13,8 +13,10 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -167,3 +169,56 @@ def etcd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- a DNS server for --discovery-srv (etcdctl is pointed at it with PETCD_DNS_SERVER) ---------------
+
+
+def dns_name(name: str) -> bytes:
+    return b"".join(bytes([len(p)]) + p.encode() for p in name.rstrip(".").split(".")) + b"\x00"
+
+
+class FakeDns:
+    """Answers SRV questions from ``zone`` (name -> [(priority, weight, port, target)]); other
+    names get NXDOMAIN. Answers compress the target's domain with a pointer, as real servers do."""
+
+    def __init__(self, zone: dict[str, list[tuple[int, int, int, str]]]) -> None:
+        self.zone = zone
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.address = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self.questions: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            ident = struct.unpack(">H", data[:2])[0]
+            pos, labels = 12, []
+            while data[pos]:
+                labels.append(data[pos + 1 : pos + 1 + data[pos]].decode())
+                pos += 1 + data[pos]
+            question = data[12 : pos + 5]
+            name = ".".join(labels)
+            self.questions.append(name)
+            records = self.zone.get(name)
+            rcode = 0 if records is not None else 3
+            answers = b""
+            for priority, weight, port, target in records or []:
+                rdata = struct.pack(">HHH", priority, weight, port) + dns_name(target)
+                answers += b"\xc0\x0c" + struct.pack(">HHIH", 33, 1, 60, len(rdata)) + rdata
+            header = struct.pack(">HHHHHH", ident, 0x8180 | rcode, 1, len(records or []), 0, 0)
+            self.sock.sendto(header + question + answers, peer)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self.sock.close()

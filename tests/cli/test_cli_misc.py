@@ -47,6 +47,16 @@ def test_completion(shell: str) -> None:
         assert check.returncode == 0, check.stderr
 
 
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish", "powershell"])
+def test_etcdutl_completion(shell: str) -> None:
+    r = run([sys.executable, "-m", "petcd.cli.etcdutl"], ["completion", shell])
+    assert r.rc == 0
+    assert b"etcdutl" in r.out and b"snapshot" in r.out and b"etcdctl" not in r.out
+    if shell == "bash":
+        check = subprocess.run(["bash", "-n"], input=r.out, capture_output=True, check=False)
+        assert check.returncode == 0, check.stderr
+
+
 def test_completion_needs_a_shell() -> None:
     # cobra's argument checks: a usage error (exit 1, message, then the usage text)
     r = run(OURS, ["completion", "tcsh"])
@@ -112,12 +122,14 @@ def _finish(proc: subprocess.Popen[bytes]) -> int:
 
 def test_lease_keep_alive_until_revoked(etcd_server: EtcdServer) -> None:
     ep = ["--endpoints", etcd_server.endpoint]
-    granted = run(OURS, [*ep, "lease", "grant", "3"])
+    # a TTL the keep-alive process surely starts within, even on a loaded machine (it renews
+    # every TTL/3 seconds)
+    granted = run(OURS, [*ep, "lease", "grant", "9"])
     lease = granted.out.split()[1].decode()
     proc = _start([*OURS, *ep, "lease", "keep-alive", lease])
     try:
-        out = _read_lines(proc, 2, 15)
-        assert out == f"lease {lease} keepalived with TTL(3)\n".encode() * 2
+        out = _read_lines(proc, 2, 20)
+        assert out == f"lease {lease} keepalived with TTL(9)\n".encode() * 2
         assert run([REF_ETCDCTL], [*ep, "lease", "revoke", lease]).rc == 0
         out = _read_lines(proc, 1, 10)
         assert out.endswith(f"lease {lease} expired or revoked.\n".encode())

@@ -477,6 +477,7 @@ def test_usage_text_is_cobras_default() -> None:
     # cobra 1.8's default usage template with pflag's FlagUsages, as etcdutl 3.6 prints it
     assert usage(()) == (
         "Usage:\n  etcdutl [command]\n\nAvailable Commands:\n"
+        "  completion  Generate completion script\n"
         "  defrag      Defragments the storage of the etcd\n"
         "  hashkv      Prints the KV history hash of a given file\n"
         "  help        Help about any command\n"

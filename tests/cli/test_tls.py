@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from etcdctl_harness import OURS, SERVER, free_port, needs_etcd, run
+from etcdctl_harness import OURS, REF_ETCDCTL, SERVER, FakeDns, free_port, needs_etcd, run
 
 pytestmark = needs_etcd
 
@@ -61,7 +61,12 @@ def _write_certs(base: Path) -> None:
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(
                 x509.SubjectAlternativeName(
-                    [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+                    [
+                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                        x509.DNSName("localhost"),
+                        # etcdctl checks the name of the --discovery-srv domain on discovered servers
+                        x509.DNSName("example.test"),
+                    ]
                 ),
                 critical=False,
             )
@@ -139,3 +144,49 @@ def test_tls_with_client_certificate(tls_etcd: tuple[str, Path]) -> None:
         OURS, ["--endpoints", endpoint, "--cacert", str(base / "ca.pem"), "--dial-timeout", "1s", "get", "x"]
     )
     assert (refused.rc, refused.err) == (1, b"Error: context deadline exceeded\n")
+
+
+def _tls(base: Path, ca: bool = True) -> list[str]:
+    flags = ["--cert", str(base / "client.pem"), "--key", str(base / "client-key.pem")]
+    return [*flags, "--cacert", str(base / "ca.pem")] if ca else flags
+
+
+def test_tls_same_as_the_reference(tls_etcd: tuple[str, Path]) -> None:
+    endpoint, base = tls_etcd
+    for args in (
+        ["put", "same", "v"],
+        ["get", "same", "-w", "fields"],
+        ["endpoint", "hashkv", "-w", "json"],
+        ["member", "list"],
+    ):
+        ours = run(OURS, ["--endpoints", endpoint, *_tls(base), *args])
+        ref = run([REF_ETCDCTL], ["--endpoints", endpoint, *_tls(base), *args])
+        assert (ours.rc, ours.out) == (ref.rc, ref.out), args
+    # without the CA the server's certificate is refused, unless verification is skipped
+    args = ["--endpoints", endpoint, *_tls(base, ca=False), "--dial-timeout", "1s", "get", "same"]
+    ours, ref = run(OURS, args), run([REF_ETCDCTL], args)
+    assert ours.rc == ref.rc == 1
+    assert ours.error_lines[-1] == ref.error_lines[-1] == b"Error: context deadline exceeded"
+    ours = run(OURS, [*args, "--insecure-skip-tls-verify"])
+    ref = run([REF_ETCDCTL], [*args, "--insecure-skip-tls-verify"])
+    assert (ours.rc, ours.out) == (ref.rc, ref.out) == (0, b"same\nv\n")
+
+
+def test_discovery_srv_over_tls(tls_etcd: tuple[str, Path]) -> None:
+    # an _etcd-client-ssl record gives an https endpoint whose certificate must name the domain
+    endpoint, base = tls_etcd
+    port = int(endpoint.rsplit(":", 1)[1])
+    dns = FakeDns({"_etcd-client-ssl._tcp.example.test": [(0, 0, port, "localhost.")]})
+    try:
+        env = {"PETCD_DNS_SERVER": dns.address}
+        r = run(OURS, ["-d", "example.test", *_tls(base), "put", "srv-tls", "v"], env=env)
+        assert (r.rc, r.out, r.err) == (0, b"OK\n", b"")
+        r = run(OURS, ["-d", "example.test", *_tls(base), "snapshot", "save", str(base / "srv.db")], env=env)
+        assert r.rc == 0, r.err  # the gRPC path checks the same name
+        # secure discovery keeps https endpoints
+        r = run(
+            OURS, ["-d", "example.test", "--insecure-discovery=false", *_tls(base), "get", "srv-tls"], env=env
+        )
+        assert (r.rc, r.out, r.err) == (0, b"srv-tls\nv\n", b"")
+    finally:
+        dns.stop()

@@ -66,7 +66,7 @@ def _auto_compact_defrag(ctx: Context, rev: int) -> None:
         for ep in ctx.endpoints():
             out.line(f"Defragmenting {go_quote(ep)}")
             try:
-                ctx.client.call("Defragment", {}, parse_endpoint(ep))
+                ctx.client.call("Defragment", {}, ctx.endpoint(ep))
             except ClientError as err:
                 raise CtlError(EXIT_ERROR, err.message) from None
             out.line(f"Defragmented {go_quote(ep)}")
@@ -180,8 +180,6 @@ def perf(ctx: Context) -> int:
 def _resident_memory_bytes(ctx: Context, endpoint: str) -> float:
     """process_resident_memory_bytes from the endpoint's /metrics (0.0 if it cannot be read)."""
     import socket
-
-    from petcd.client import parse_endpoint
 
     ep = parse_endpoint(endpoint)
     try:

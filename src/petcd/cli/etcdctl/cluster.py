@@ -13,7 +13,7 @@ import time
 from petcd.cli.etcdctl.context import Context
 from petcd.cli.etcdctl.errors import EXIT_BAD_ARGS, EXIT_ERROR, EXIT_INTERRUPTED, CtlError
 from petcd.cli.etcdctl.gofmt import go_duration, go_quote, parse_go_int
-from petcd.client import Client, ClientError, parse_endpoint
+from petcd.client import Client, ClientError
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
 if TYPE_CHECKING:
@@ -132,7 +132,7 @@ def _per_endpoint(
     client = ctx.client
     for ep in endpoints_from_cluster(ctx):
         try:
-            results.append((ep, client.call(method, body, parse_endpoint(ep))))
+            results.append((ep, client.call(method, body, ctx.endpoint(ep))))
         except ClientError as err:
             failed = err.message
             ctx.err.write(f"{fail} {ep} ({err.message})\n".encode())
@@ -246,7 +246,7 @@ def defrag(ctx: Context) -> int:
     for ep in endpoints_from_cluster(ctx):
         start = time.monotonic_ns()
         try:
-            client.call("Defragment", {}, parse_endpoint(ep))
+            client.call("Defragment", {}, ctx.endpoint(ep))
         except ClientError as err:
             took = go_duration(time.monotonic_ns() - start)
             ctx.err.write(f"Failed to defragment etcd member[{ep}]. took {took}. ({err.message})\n".encode())
@@ -307,7 +307,7 @@ def move_leader(ctx: Context) -> int:
     client = ctx.client
     eps = list(ctx.endpoints())
     for ep in eps:
-        endpoint = parse_endpoint(ep)
+        endpoint = ctx.endpoint(ep)
         try:
             status = client.call("Status", {}, endpoint)
         except ClientError as err:

@@ -17,7 +17,7 @@ from petcd.cli.etcdctl.errors import (
     CtlError,
 )
 from petcd.cli.etcdctl.printer import FORMATS, Printer
-from petcd.client import Client, ClientConfig, ClientError, TlsConfig
+from petcd.client import Client, ClientConfig, ClientError, Endpoint, TlsConfig, parse_endpoint
 
 TYPE_CHECKING = False  # typing is not imported at run time: it costs start-up time
 if TYPE_CHECKING:
@@ -110,6 +110,12 @@ class Context:
                     self.err.write(f"{notice}\n".encode())
             self._endpoints = found or [e.strip() for e in self.flags["endpoints"]]
         return self._endpoints
+
+    def endpoint(self, text: str) -> Endpoint:
+        """One endpoint of the command line, with TLS as the client's other endpoints (the TLS
+        flags or --insecure-transport=false make a bare host:port a TLS endpoint)."""
+        config = self.client.config
+        return parse_endpoint(text, config.tls.configured or not config.insecure_transport)
 
     def debug_flags(self) -> None:
         """``--debug``: the command's inherited flags (the global ones, and a group's such as

@@ -15,21 +15,24 @@ def version(ctx: Context) -> int:
     return 0
 
 
-def _words() -> tuple[list[str], dict[str, list[str]], list[str]]:
+Words = tuple[list[str], dict[str, list[str]], list[str]]  # commands, subcommands, flags
+
+
+def _words() -> Words:
     from petcd.cli.etcdctl import COMMANDS, GLOBAL_FLAGS
 
     top = sorted(COMMANDS)
     subs = {name: sorted(c.subcommands) for name, c in COMMANDS.items() if c.subcommands}
-    flags = sorted("--" + f.name for f in GLOBAL_FLAGS)
+    flags = sorted("--" + f.name for f in GLOBAL_FLAGS if not f.hidden)
     return top, subs, flags
 
 
-def _bash() -> str:
-    top, subs, flags = _words()
+def _bash(prog: str, words: Words) -> str:
+    top, subs, flags = words
     cases = "".join(f'        {name}) opts="{" ".join(s)}" ;;\n' for name, s in subs.items())
     return (
-        "# bash completion for etcdctl\n"
-        "_etcdctl() {\n"
+        f"# bash completion for {prog}\n"
+        f"_{prog}() {{\n"
         "    local cur prev words cword opts\n"
         '    cur="${COMP_WORDS[COMP_CWORD]}"\n'
         '    if [[ "$cur" == -* ]]; then\n'
@@ -46,31 +49,31 @@ def _bash() -> str:
         '        COMPREPLY=($(compgen -W "$opts" -- "$cur"))\n'
         "    fi\n"
         "}\n"
-        "complete -o default -F _etcdctl etcdctl\n"
+        f"complete -o default -F _{prog} {prog}\n"
     )
 
 
-def _zsh() -> str:
-    return "#compdef etcdctl\nautoload -U bashcompinit && bashcompinit\n" + _bash()
+def _zsh(prog: str, words: Words) -> str:
+    return f"#compdef {prog}\nautoload -U bashcompinit && bashcompinit\n" + _bash(prog, words)
 
 
-def _fish() -> str:
-    top, subs, flags = _words()
-    lines = ["# fish completion for etcdctl"]
-    lines += [f"complete -c etcdctl -n __fish_use_subcommand -a {name}" for name in top]
+def _fish(prog: str, words: Words) -> str:
+    top, subs, flags = words
+    lines = [f"# fish completion for {prog}"]
+    lines += [f"complete -c {prog} -n __fish_use_subcommand -a {name}" for name in top]
     for name, s in subs.items():
-        lines += [f"complete -c etcdctl -n '__fish_seen_subcommand_from {name}' -a {sub}" for sub in s]
-    lines += [f"complete -c etcdctl -l {f[2:]}" for f in flags]
+        lines += [f"complete -c {prog} -n '__fish_seen_subcommand_from {name}' -a {sub}" for sub in s]
+    lines += [f"complete -c {prog} -l {f[2:]}" for f in flags]
     return "\n".join(lines) + "\n"
 
 
-def _powershell() -> str:
-    top, _, flags = _words()
-    words = ", ".join(f"'{w}'" for w in [*top, *flags])
+def _powershell(prog: str, words: Words) -> str:
+    top, _, flags = words
+    listed = ", ".join(f"'{w}'" for w in [*top, *flags])
     return (
-        "Register-ArgumentCompleter -Native -CommandName 'etcdctl' -ScriptBlock {\n"
+        f"Register-ArgumentCompleter -Native -CommandName '{prog}' -ScriptBlock {{\n"
         "    param($wordToComplete, $commandAst, $cursorPosition)\n"
-        f'    @({words}) | Where-Object {{ $_ -like "$wordToComplete*" }} |\n'
+        f'    @({listed}) | Where-Object {{ $_ -like "$wordToComplete*" }} |\n'
         "        ForEach-Object {\n"
         "            [System.Management.Automation.CompletionResult]::new($_, $_, 'ParameterValue', $_)\n"
         "        }\n"
@@ -78,12 +81,19 @@ def _powershell() -> str:
     )
 
 
+SHELLS = {"bash": _bash, "zsh": _zsh, "fish": _fish, "powershell": _powershell}
+
+
+def completion_script(prog: str, args: list[str], words: Words) -> str:
+    """The script for ``<prog> completion <shell>``, after cobra's argument checks (ExactArgs(1),
+    then OnlyValidArgs), which are usage errors."""
+    if len(args) != 1:
+        raise UsageError(f"accepts 1 arg(s), received {len(args)}")
+    if args[0] not in SHELLS:
+        raise UsageError(f'invalid argument {go_quote(args[0])} for "{prog} completion"')
+    return SHELLS[args[0]](prog, words)
+
+
 def completion(ctx: Context) -> int:
-    shells = {"bash": _bash, "zsh": _zsh, "fish": _fish, "powershell": _powershell}
-    # cobra's argument checks (ExactArgs(1), then OnlyValidArgs): usage errors, exit 1
-    if len(ctx.args) != 1:
-        raise UsageError(f"accepts 1 arg(s), received {len(ctx.args)}")
-    if ctx.args[0] not in shells:
-        raise UsageError(f'invalid argument {go_quote(ctx.args[0])} for "etcdctl completion"')
-    ctx.printer.write(shells[ctx.args[0]]())
+    ctx.printer.write(completion_script("etcdctl", list(ctx.args), _words()))
     return 0

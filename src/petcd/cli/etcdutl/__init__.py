@@ -7,6 +7,7 @@ Commands (etcdutl 3.6's, same flags, output and exit codes):
     defrag --data-dir <dir>  compact the backend of a data dir no member is running on
     hashkv <path>            the KV history hash (etcd's HashKV) of a data dir, a backend or a snapshot
     version                  etcdutl's and the API's version
+    completion <shell>       a completion script for bash, zsh, fish or powershell
 
 The global flag ``-w/--write-out`` picks simple, json, table or fields; a format a command has no
 printer for exits 4 with ``Error: <format> not supported as output format``. Errors go to stderr
@@ -88,6 +89,7 @@ COMMANDS: dict[tuple[str, ...], tuple[str, list[Flag]]] = {
         [Flag("rev", INT, 0, "maximum revision to hash (default: latest revision)")],
     ),
     ("version",): ("_version", []),
+    ("completion",): ("_completion", []),
 }
 _GROUPS = {"snapshot": "Manages etcd node snapshots"}
 _HELP_FLAG = Flag("help", BOOL, False, "", "h")
@@ -350,6 +352,20 @@ def _hashkv(inv: Invocation) -> int:
         [str(h.hash), str(h.hash_revision), str(h.compact_revision)],
         [("hash", h.hash), ("hashRevision", h.hash_revision), ("compactRevision", h.compact_revision)],
     )
+    return 0
+
+
+def _completion(inv: Invocation) -> int:
+    from petcd.cli.etcdctl.misc import completion_script
+
+    top = sorted({p[0] for p in COMMANDS} | {"help"})
+    subs = {"snapshot": sorted(p[1] for p in COMMANDS if p[0] == "snapshot")}
+    flags = sorted("--" + f.name for f in GLOBAL_FLAGS)
+    try:
+        script = completion_script("etcdutl", list(inv.args), (top, subs, flags))
+    except UsageError as err:
+        return _usage_error(str(err), inv.path)
+    sys.stdout.write(script)
     return 0
 
 

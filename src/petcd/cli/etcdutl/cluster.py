@@ -10,18 +10,17 @@ writes with the server's own readers, so the two cannot drift apart unnoticed:
 * the raft snapshot's data: ``{"members": [...], "removed": [...], "clusterVersion": "..."}``;
 * a raft ConfChange entry's context: the member as JSON.
 
-URLs are parsed as the ``etcd`` command parses them (etcd's types.NewURLs: http/https, host:port,
-no path; a trailing ``/`` dropped; sorted), because a member's ID is the SHA-1 of its URLs as
-strings: the restored IDs must be the ones ``etcd --initial-cluster ...`` derives for the same flags.
+URLs are parsed by ``petcd.urls``, as the ``etcd`` command parses them, because a member's ID is the
+SHA-1 of its URLs as strings: the restored IDs must be the ones ``etcd --initial-cluster ...``
+derives for the same flags.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from petcd import urls
 from petcd.ids import cluster_id, member_id
 
 MEMBERS_BUCKET = "members"
@@ -49,41 +48,21 @@ class NewMember:
 
 def parse_urls(text: str) -> tuple[str, ...]:
     """Comma-separated peer URLs, checked and normalised as the ``etcd`` command does."""
-    out: list[str] = []
-    for raw in text.split(","):
-        s = raw.strip()
-        if not s:
-            continue
-        try:
-            u = urlsplit(s)
-        except ValueError as e:
-            raise ClusterError(f'parse "{s}": {e}') from None
-        if u.scheme not in ("http", "https", "unix", "unixs"):
-            raise ClusterError(f"URL scheme must be http, https, unix, or unixs: {s}")
-        if not re.fullmatch(r"(\[[0-9A-Fa-f:.]+\]|[^:\[\]/]+):[0-9]+", u.netloc):
-            raise ClusterError(f'URL address does not have the form "host:port": {s}')
-        if u.path not in ("", "/"):
-            raise ClusterError(f"URL must not contain a path: {s}")
-        out.append(s.rstrip("/"))
+    try:
+        out = urls.parse_urls(text)
+    except urls.URLError as e:
+        raise ClusterError(str(e)) from None
     if not out:
         raise ClusterError("no valid URLs given")
-    return tuple(sorted(out))
+    return out
 
 
 def parse_initial_cluster(text: str) -> dict[str, tuple[str, ...]]:
     """``name=url,name=url`` -> name -> sorted URLs (etcd's types.NewURLsMap)."""
-    out: dict[str, list[str]] = {}
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        name, _, url = part.partition("=")
-        out.setdefault(name, []).extend(parse_urls(url))
-    return {name: tuple(sorted(urls)) for name, urls in out.items()}
-
-
-def _urls_map_string(m: dict[str, tuple[str, ...]]) -> str:
-    return ",".join(sorted(f"{name}={u}" for name, urls in m.items() for u in urls))
+    try:
+        return urls.parse_urls_map(text)
+    except urls.URLError as e:
+        raise ClusterError(str(e)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +97,11 @@ def new_cluster(name: str, initial_cluster: str, token: str, advertise_peer_urls
         extra = [u for u in apurls if u not in own]
         raise ClusterError(
             f"--initial-advertise-peer-urls has {','.join(extra)} but missing from"
-            f" --initial-cluster={_urls_map_string({name: apurls})}"
+            f" --initial-cluster={urls.urls_map_string({name: apurls})}"
         )
     all_urls = [u for urls in urls_map.values() for u in urls]
     if len(set(all_urls)) != len(all_urls):
-        raise ClusterError(f"initial cluster {_urls_map_string(urls_map)} has duplicate url")
+        raise ClusterError(f"initial cluster {urls.urls_map_string(urls_map)} has duplicate url")
     members = tuple(
         sorted(
             (NewMember(member_id(urls, token), name_, urls) for name_, urls in urls_map.items()),

@@ -35,10 +35,11 @@ USE: dict[tuple[str, ...], tuple[str, str, str]] = {
     ),
     ("hashkv",): ("hashkv <filename>", "Prints the KV history hash of a given file", ""),
     ("version",): ("version", "Prints the version of etcdutl", ""),
+    ("completion",): ("completion [bash|zsh|fish|powershell]", "Generate completion script", ""),
     ("help",): ("help [command]", "Help about any command", ""),
 }
 # the order etcdutl registers its commands (cobra suggests in this order)
-REGISTRATION_ORDER = ["defrag", "snapshot", "hashkv", "version"]
+REGISTRATION_ORDER = ["defrag", "snapshot", "hashkv", "version", "completion"]
 # pflag type names shown after a flag (``Value.Type()``, int64/uint64 shown as int/uint)
 TYPE_NAMES = {("restore", "bump-revision"): "uint", ("restore", "initial-memory-map-size"): "uint"}
 
@@ -87,7 +88,9 @@ def usage(path: tuple[str, ...]) -> str:
     text = "Usage:"
     if runnable:
         use_line = " ".join(("etcdutl", *path[:-1], use)) if path else use
-        text += f"\n  {use_line}" + ("" if "[flags]" in use_line else " [flags]")
+        if "[flags]" not in use_line and path != ("completion",):  # DisableFlagsInUseLine
+            use_line += " [flags]"
+        text += f"\n  {use_line}"
     if children:
         text += f"\n  {command_path} [command]"
     if children:
