@@ -241,12 +241,24 @@ def figure(w: Workload, doc: dict[str, Any] | None) -> float | None:
     return float(res["rps"])
 
 
+def generator_cores(doc: dict[str, Any] | None) -> float | None:
+    """How many cores the load processes kept busy (their CPU time over the run's wall time)."""
+    if doc is None:
+        return None
+    wall = max((r["total_s"] for r in doc["results"].values()), default=0.0)
+    return float(doc["load_cpu_s"]) / wall if wall > 0 else None
+
+
 def fmt(w: Workload, value: float | None) -> str:
     if value is None:
         return "failed"
     if w.metric == "p50":
         return f"{value * 1000:.2f} ms"
     return f"{value:,.0f}/s"
+
+
+def _cores(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def ratio(ours: float | None, theirs: float | None) -> str:
@@ -319,8 +331,10 @@ def main() -> int:
                     run_dir.mkdir()
                     with cluster(kind, n, run_dir, extra) as eps:
                         for w in loads:
-                            value = figure(w, run_benchmark(eps, w, timeout_s))
+                            doc = run_benchmark(eps, w, timeout_s)
+                            value = figure(w, doc)
                             figures.setdefault(f"{n} {w.name}", {})[kind] = value
+                            figures[f"{n} {w.name}"][f"{kind} generator cores"] = generator_cores(doc)
                             print(f"    {w.name}: {fmt(w, value)}", file=sys.stderr)
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
@@ -336,13 +350,14 @@ def main() -> int:
     if extra:
         print(f"petcd flags added: {' '.join(extra)}")
     print()
-    print("| members | workload | etcd 3.4.23 | petcd | petcd/etcd | target |")
-    print("|---|---|---|---|---|---|")
+    print("| members | workload | etcd 3.4.23 | petcd | petcd/etcd | target | generator cores etcd/petcd |")
+    print("|---|---|---|---|---|---|---|")
     for n in sizes:
         for w in loads:
             row = figures.get(f"{n} {w.name}", {})
             e, p = row.get("etcd"), row.get("petcd")
-            print(f"| {n} | {w.name} | {fmt(w, e)} | {fmt(w, p)} | {ratio(p, e)} | {w.target} |")
+            cores = "/".join(_cores(row.get(f"{k} generator cores")) for k in ("etcd", "petcd"))
+            print(f"| {n} | {w.name} | {fmt(w, e)} | {fmt(w, p)} | {ratio(p, e)} | {w.target} | {cores} |")
     if not args.no_null:
         print()
         print("| workload | do-nothing grpc.aio server | petcd, 1 member | petcd/null | target |")
