@@ -20,10 +20,13 @@ to its whole process group) when its turn ends, on errors and on Ctrl-C too. Eve
 has a timeout; a run that fails or times out shows as ``failed`` and the table goes on.
 
     python scripts/bench_compare.py [--quick] [--members 1,3] [--procs 2] [--total N]
-                                    [--petcd-args "--frontend-processes=2"] [--json out.json]
+                                    [--frontends 0,1,2,4] [--petcd-args "..."] [--json out.json]
 
 ``--quick`` uses small totals (a smoke test, about a minute); the defaults take a few minutes.
-``--petcd-args`` adds petcd-only flags (e.g. front-end processes) to petcd's command line.
+``--frontends`` runs petcd once per front-end process count (``--frontend-processes``; 0 serves
+clients in the member's process) and prints a column and a ratio for each: the scaling table.
+The do-nothing server's table compares petcd per front-end process. ``--petcd-args`` adds other
+petcd-only flags to petcd's command line.
 """
 
 from __future__ import annotations
@@ -282,6 +285,109 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One server under test: the reference etcd, or petcd with some front-end processes."""
+
+    label: str
+    kind: str  # "etcd" or "petcd"
+    args: tuple[str, ...] = ()
+    frontends: int = 0  # petcd's --frontend-processes (0: clients served in the member's process)
+
+
+def variants(frontends: list[int], extra: list[str]) -> list[Variant]:
+    out = [Variant("etcd 3.4.23", "etcd")]
+    for n in frontends:
+        if n == 0:
+            out.append(Variant("petcd", "petcd", tuple(extra)))
+        else:
+            out.append(Variant(f"petcd fe={n}", "petcd", (*extra, f"--frontend-processes={n}"), n))
+    return out
+
+
+def measure(
+    args: argparse.Namespace,
+    loads: list[Workload],
+    servers: list[Variant],
+    sizes: list[int],
+    timeout_s: float,
+) -> dict[str, dict[str, float | None]]:
+    """Every workload on every server and cluster size: figures[f"{members} {workload}"][label]."""
+    figures: dict[str, dict[str, float | None]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
+        base = Path(tmp)
+        if not args.no_null:
+            print("null server (do-nothing grpc.aio KV, 1 process)", file=sys.stderr)
+            with null_server(base) as eps:
+                for w in null_loads(loads):
+                    figures.setdefault(f"null {w.name}", {})["null"] = figure(
+                        w, run_benchmark(eps, w, timeout_s)
+                    )
+        for n in sizes:
+            for v in servers:
+                print(f"{v.label}, {n} member(s)", file=sys.stderr)
+                run_dir = base / f"{v.label.replace(' ', '_')}-{n}"
+                run_dir.mkdir()
+                with cluster(v.kind, n, run_dir, list(v.args)) as eps:
+                    for w in loads:
+                        doc = run_benchmark(eps, w, timeout_s)
+                        value = figure(w, doc)
+                        row = figures.setdefault(f"{n} {w.name}", {})
+                        row[v.label] = value
+                        row[f"{v.label} generator cores"] = generator_cores(doc)
+                        print(f"    {w.name}: {fmt(w, value)}", file=sys.stderr)
+    return figures
+
+
+def null_loads(loads: list[Workload]) -> list[Workload]:
+    return [w for w in loads if w.name in ("put-1000", "range-s", "put-1")]
+
+
+def print_tables(
+    figures: dict[str, dict[str, float | None]],
+    loads: list[Workload],
+    servers: list[Variant],
+    sizes: list[int],
+) -> None:
+    etcd, ours = servers[0], servers[1:]
+    head = ["members", "workload", etcd.label]
+    for v in ours:
+        head += [v.label, f"{v.label}/etcd"]
+    head += ["target", "generator cores, per server"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for n in sizes:
+        for w in loads:
+            row = figures.get(f"{n} {w.name}", {})
+            cells = [str(n), w.name, fmt(w, row.get(etcd.label))]
+            for v in ours:
+                cells += [fmt(w, row.get(v.label)), ratio(row.get(v.label), row.get(etcd.label))]
+            cells += [w.target, "/".join(_cores(row.get(f"{v.label} generator cores")) for v in servers)]
+            print("| " + " | ".join(cells) + " |")
+
+
+def print_null_table(
+    figures: dict[str, dict[str, float | None]], loads: list[Workload], ours: list[Variant]
+) -> None:
+    """petcd (1 member) next to the do-nothing server, per front-end process."""
+    print()
+    head = ["workload", "do-nothing grpc.aio server"]
+    for v in ours:
+        head += [f"{v.label}, 1 member", "per front end / null"]
+    head.append("target")
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for w in null_loads(loads):
+        null = figures.get(f"null {w.name}", {}).get("null")
+        cells = [w.name, fmt(w, null)]
+        for v in ours:
+            value = figures.get(f"1 {w.name}", {}).get(v.label)
+            per_frontend = value / max(1, v.frontends) if value is not None and w.metric != "p50" else value
+            cells += [fmt(w, value), ratio(per_frontend, null)]
+        cells.append("(latency floor)" if w.metric == "p50" else ">= 0.8 per front end")
+        print("| " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -293,6 +399,9 @@ def main() -> int:
     )
     parser.add_argument("--total", type=int, default=0, help="requests per throughput run")
     parser.add_argument("--petcd-args", default="", help="extra (petcd-only) flags for petcd members")
+    parser.add_argument(
+        "--frontends", default="0", help="petcd front-end process counts to compare, e.g. 0,1,2,4"
+    )
     parser.add_argument("--no-null", action="store_true", help="skip the do-nothing server")
     parser.add_argument("--json", default="", help="also write every figure to this file")
     parser.add_argument("--timeout", type=float, default=0, help="seconds per benchmark run")
@@ -304,38 +413,18 @@ def main() -> int:
     timeout_s = args.timeout or (120.0 if args.quick else 300.0)
     loads = workloads(total, latency_total, watch_puts, args.procs)
     extra = shlex.split(args.petcd_args)
+    servers = variants([int(f) for f in args.frontends.split(",") if f.strip()], extra)
     sizes = [int(m) for m in args.members.split(",") if m.strip()]
     if not REFERENCE.exists():
         print(f"the reference etcd is missing: {REFERENCE}", file=sys.stderr)
         return 1
 
-    figures: dict[str, dict[str, float | None]] = {}
     started = time.monotonic()
     load_before = os.getloadavg()[0]
     # the default SIGTERM would skip the finally blocks that stop the servers
     signal.signal(signal.SIGTERM, _interrupt)
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
-            base = Path(tmp)
-            if not args.no_null:
-                print("null server (do-nothing grpc.aio KV, 1 process)", file=sys.stderr)
-                with null_server(base) as eps:
-                    for w in loads[:2] + loads[3:4]:
-                        figures.setdefault(f"null {w.name}", {})["null"] = figure(
-                            w, run_benchmark(eps, w, timeout_s)
-                        )
-            for n in sizes:
-                for kind in ("etcd", "petcd"):
-                    print(f"{kind}, {n} member(s)", file=sys.stderr)
-                    run_dir = base / f"{kind}-{n}"
-                    run_dir.mkdir()
-                    with cluster(kind, n, run_dir, extra) as eps:
-                        for w in loads:
-                            doc = run_benchmark(eps, w, timeout_s)
-                            value = figure(w, doc)
-                            figures.setdefault(f"{n} {w.name}", {})[kind] = value
-                            figures[f"{n} {w.name}"][f"{kind} generator cores"] = generator_cores(doc)
-                            print(f"    {w.name}: {fmt(w, value)}", file=sys.stderr)
+        figures = measure(args, loads, servers, sizes, timeout_s)
     except KeyboardInterrupt:
         print("interrupted; servers stopped", file=sys.stderr)
         return 130
@@ -350,24 +439,9 @@ def main() -> int:
     if extra:
         print(f"petcd flags added: {' '.join(extra)}")
     print()
-    print("| members | workload | etcd 3.4.23 | petcd | petcd/etcd | target | generator cores etcd/petcd |")
-    print("|---|---|---|---|---|---|---|")
-    for n in sizes:
-        for w in loads:
-            row = figures.get(f"{n} {w.name}", {})
-            e, p = row.get("etcd"), row.get("petcd")
-            cores = "/".join(_cores(row.get(f"{k} generator cores")) for k in ("etcd", "petcd"))
-            print(f"| {n} | {w.name} | {fmt(w, e)} | {fmt(w, p)} | {ratio(p, e)} | {w.target} | {cores} |")
+    print_tables(figures, loads, servers, sizes)
     if not args.no_null:
-        print()
-        print("| workload | do-nothing grpc.aio server | petcd, 1 member | petcd/null | target |")
-        print("|---|---|---|---|---|")
-        for w in loads[:2] + loads[3:4]:
-            null = figures.get(f"null {w.name}", {}).get("null")
-            petcd = figures.get(f"1 {w.name}", {}).get("petcd")
-            target = "(latency floor)" if w.metric == "p50" else ">= 0.8 per front end"
-            cells = [w.name, fmt(w, null), fmt(w, petcd), ratio(petcd, null), target]
-            print("| " + " | ".join(cells) + " |")
+        print_null_table(figures, loads, servers[1:])
     if args.json:
         doc = {"machine": machine(), "load": [load_before, load_after], "figures": figures}
         Path(args.json).write_text(json.dumps(doc, indent=1))
