@@ -229,7 +229,9 @@ def run(cfg: RunConfig) -> RunResult:
         else:
             wrange = (K8S_PREFIX, prefix_end(K8S_PREFIX))
         for i in range(cfg.watchers):
-            watchers.append(Watcher(ctx, i, wrange[0], wrange[1], 1, cfg.seed * 101 + i))
+            # etcd profile: from revision 1 (the whole history); kubernetes: from a list's revision
+            start_rev = 1 if cfg.profile == "etcd" else 0
+            watchers.append(Watcher(ctx, i, wrange[0], wrange[1], start_rev, cfg.seed * 101 + i))
         for i in range(cfg.clients):
             clients.append(Client(ctx, i, cfg.seed * 1009 + i))
         monitor.start()

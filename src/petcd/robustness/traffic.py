@@ -348,7 +348,8 @@ class WatchStream:
 
 
 class Watcher(threading.Thread):
-    """One logical watch on [start, end) from `start_rev`, resumed (a new stream) after errors."""
+    """One logical watch on [start, end) from `start_rev` (0: from a list's revision + 1),
+    resumed (a new stream on the next member) after errors."""
 
     def __init__(  # noqa: PLR0917 - what a watch is
         self, ctx: Context, index: int, start: bytes, end: bytes, start_rev: int, seed: int
@@ -387,7 +388,24 @@ class Watcher(threading.Thread):
             if self._call is not None:
                 self._call.cancel()
 
+    def _list_revision(self) -> int:
+        """As an informer starts: list the range, then watch from the list's revision + 1."""
+        while not self.finished.is_set() and not self.ctx.stop.is_set():
+            m = self.ctx.cluster.members[self.member]
+            try:
+                resp = rpc_pb2_grpc.KVStub(self.ctx.cluster.channel(m)).Range(
+                    pb.RangeRequest(key=self.start_key, range_end=self.end_key, count_only=True),
+                    timeout=REQUEST_TIMEOUT_S,
+                )
+                return int(resp.header.revision) + 1
+            except grpc.RpcError:
+                self.member = (self.member + 1) % len(self.ctx.cluster.members)
+                time.sleep(0.2)
+        return 1
+
     def run(self) -> None:
+        if self.next_rev == 0:
+            self.next_rev = self._list_revision()
         wid = 0
         while not self.finished.is_set():
             if self.ctx.stop.is_set() and not self.draining.is_set():
