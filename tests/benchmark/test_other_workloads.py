@@ -23,9 +23,11 @@ def test_prefix_end_is_etcds() -> None:
     assert prefix_end(b"\xff\xff") == b"\x00"
 
 
-def test_watch_delivers_every_event(petcd_endpoint: str, run_json: Any) -> None:
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+def test_watch_delivers_every_event(petcd_endpoint: str, run_json: Any, transport: str) -> None:
     doc = run_json(
         petcd_endpoint,
+        f"--transport={transport}",
         "--clients=2",
         "--conns=2",
         "watch",
@@ -60,8 +62,16 @@ def test_watch_with_two_processes_and_prefixes(petcd_endpoint: str, run_text: An
     assert "missing events" not in out
 
 
-def test_watch_latency(petcd_endpoint: str, run_json: Any) -> None:
-    doc = run_json(petcd_endpoint, "--clients=3", "watch-latency", "--total=5", "--put-rate=200")
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+def test_watch_latency(petcd_endpoint: str, run_json: Any, transport: str) -> None:
+    doc = run_json(
+        petcd_endpoint,
+        f"--transport={transport}",
+        "--clients=3",
+        "watch-latency",
+        "--total=5",
+        "--put-rate=200",
+    )
     lat = doc["results"]["watch-latency"]
     assert lat["count"] == 15  # every watcher saw every put
     assert 0 < lat["fastest_s"] <= lat["slowest_s"] < 10

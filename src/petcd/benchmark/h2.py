@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import struct
+from collections.abc import Callable
 from urllib.parse import unquote
 
 from petcd.benchmark.hpack_tables import HUFFMAN_CODES, STATIC_TABLE
@@ -229,11 +230,80 @@ def frame(ftype: int, flags: int, stream_id: int, payload: bytes) -> bytes:
 
 
 class _Stream:
+    """A unary call in flight: the response message is collected, then resolves the future."""
+
     __slots__ = ("data", "future")
 
     def __init__(self, future: asyncio.Future[bytes]) -> None:
         self.future = future
         self.data = bytearray()
+
+    def deliver(self, payload: bytes) -> None:
+        self.data += payload
+
+    def end(self, status: int, message: str) -> None:
+        if self.future.done():
+            return
+        if status == 0:
+            data = self.data
+            if len(data) < 5 or data[0] != 0:
+                self.future.set_exception(
+                    GrpcStatusError(INTERNAL, "malformed or compressed response message")
+                )
+            else:
+                self.future.set_result(bytes(data[5:]))
+        else:
+            self.future.set_exception(GrpcStatusError(status, message))
+
+    def fail(self, err: GrpcStatusError) -> None:
+        if not self.future.done():
+            self.future.set_exception(err)
+
+
+class BidiStream:
+    """A streaming call: ``send`` messages; each response message goes to ``on_message`` as it
+    arrives (called from the protocol, no task per message); ``closed`` resolves at the end."""
+
+    __slots__ = ("_buf", "closed", "conn", "on_message", "sid")
+
+    def __init__(self, conn: Connection, sid: int, on_message: Callable[[bytes], None]) -> None:
+        self.conn = conn
+        self.sid = sid
+        self.on_message = on_message
+        self.closed: asyncio.Future[None] = conn.loop.create_future()
+        self._buf = bytearray()
+
+    def send(self, message: bytes) -> None:
+        self.conn.send_data(self.sid, b"\x00" + _U32.pack(len(message)) + message, end=False)
+
+    def cancel(self) -> None:
+        """Reset the stream (CANCEL), as a client does when it stops watching."""
+        self.conn.reset(self.sid)
+        self.fail(GrpcStatusError(1, "context canceled"))
+
+    def deliver(self, payload: bytes) -> None:
+        buf = self._buf
+        buf += payload
+        pos = 0
+        while len(buf) - pos >= 5:
+            n = _U32.unpack_from(buf, pos + 1)[0]
+            if len(buf) - pos - 5 < n:
+                break
+            self.on_message(bytes(buf[pos + 5 : pos + 5 + n]))
+            pos += 5 + n
+        del buf[:pos]
+
+    def end(self, status: int, message: str) -> None:
+        if status == 0:
+            if not self.closed.done():
+                self.closed.set_result(None)
+        else:
+            self.fail(GrpcStatusError(status, message))
+
+    def fail(self, err: GrpcStatusError) -> None:
+        if not self.closed.done():
+            self.closed.set_exception(err)
+            self.closed.exception()  # the failure is read by whoever awaits it, or by nobody
 
 
 class Connection(asyncio.Protocol):
@@ -246,7 +316,7 @@ class Connection(asyncio.Protocol):
         self.ready: asyncio.Future[None] = self.loop.create_future()  # the server's first SETTINGS
         self.closed_error: GrpcStatusError | None = None
         self.decoder = HpackDecoder()
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, _Stream | BidiStream] = {}
         self._next_id = 1
         self._buf = bytearray()
         self._out: list[bytes] = []
@@ -330,6 +400,32 @@ class Connection(asyncio.Protocol):
             out.append(frame(DATA, END_STREAM if off + m >= len(body) else 0, sid, chunk))
         self._schedule_flush()
 
+    def open_stream(self, block: bytes, on_message: Callable[[bytes], None]) -> BidiStream:
+        """Start a streaming call (headers only; ``send`` its messages)."""
+        if self.closed_error is not None:
+            raise self.closed_error
+        sid = self._next_id
+        self._next_id += 2
+        stream = BidiStream(self, sid, on_message)
+        self._streams[sid] = stream
+        self._out.append(frame(HEADERS, END_HEADERS, sid, block))
+        self._schedule_flush()
+        return stream
+
+    def reset(self, sid: int) -> None:
+        if self._streams.pop(sid, None) is not None:
+            self._out.append(frame(RST_STREAM, 0, sid, _U32.pack(0x8)))  # CANCEL
+            self._schedule_flush()
+
+    def send_data(self, sid: int, body: bytes, end: bool) -> None:
+        # streams send little (watch creates, keep-alives): the connection window is only counted
+        self._send_window -= len(body)
+        m = self._max_frame
+        for off in range(0, len(body), m):
+            last = off + m >= len(body)
+            self._out.append(frame(DATA, END_STREAM if end and last else 0, sid, body[off : off + m]))
+        self._schedule_flush()
+
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
             self._flush_scheduled = True
@@ -376,11 +472,9 @@ class Connection(asyncio.Protocol):
                 self._schedule_flush()
         elif ftype == RST_STREAM:
             st = self._streams.pop(sid, None)
-            if st is not None and not st.future.done():
+            if st is not None:
                 code = _U32.unpack_from(payload)[0]
-                st.future.set_exception(
-                    GrpcStatusError(INTERNAL, f"stream reset by the server (code {code})")
-                )
+                st.fail(GrpcStatusError(INTERNAL, f"stream reset by the server (code {code})"))
             self._pump()
         elif ftype == GOAWAY:
             last, code = struct.unpack_from(">II", payload)
@@ -414,7 +508,7 @@ class Connection(asyncio.Protocol):
             return
         if flags & PADDED:
             payload = payload[1 : len(payload) - payload[0]]
-        st.data += payload
+        st.deliver(payload)
         if flags & END_STREAM:
             self._finish(sid, [])
 
@@ -441,32 +535,22 @@ class Connection(asyncio.Protocol):
     def _finish(self, sid: int, trailers: list[tuple[bytes, bytes]]) -> None:
         st = self._streams.pop(sid)
         self._pump()
-        if st.future.done():
-            return
         status, message = -1, ""
         for k, v in trailers:
             if k == b"grpc-status":
                 status = int(v)
             elif k == b"grpc-message":
                 message = unquote(v.decode(errors="replace"))
-        if status == 0:
-            data = st.data
-            if len(data) < 5 or data[0] != 0:
-                st.future.set_exception(GrpcStatusError(INTERNAL, "malformed or compressed response message"))
-            else:
-                st.future.set_result(bytes(data[5:]))
-        elif status > 0:
-            st.future.set_exception(GrpcStatusError(status, message))
+        if status < 0:
+            st.fail(GrpcStatusError(INTERNAL, "response ended without grpc-status"))
         else:
-            st.future.set_exception(GrpcStatusError(INTERNAL, "response ended without grpc-status"))
+            st.end(status, message)
 
     def _go_away(self, last_id: int, err: GrpcStatusError) -> None:
         """No new calls; those above ``last_id`` were not processed and fail, the rest may finish."""
         self.closed_error = err
         for sid in [sid for sid in self._streams if sid > last_id]:
-            fut = self._streams.pop(sid).future
-            if not fut.done():
-                fut.set_exception(err)
+            self._streams.pop(sid).fail(err)
         while self._waiting:
             fut = self._waiting.popleft()[2]
             if not fut.done():
@@ -476,14 +560,14 @@ class Connection(asyncio.Protocol):
         self.closed_error = err
         streams, self._streams = self._streams, {}
         for st in streams.values():
-            if not st.future.done():
-                st.future.set_exception(err)
+            st.fail(err)
         while self._waiting:
             fut = self._waiting.popleft()[2]
             if not fut.done():
                 fut.set_exception(err)
         if not self.ready.done():
             self.ready.set_exception(err)
+            self.ready.exception()
 
 
 async def connect(host: str, port: int, timeout_s: float) -> Connection:

@@ -307,12 +307,7 @@ class ProcContext:
         """A bytes-in, bytes-out caller of ``method`` (e.g. ``/etcdserverpb.KV/Put``) for ``client``."""
         if self._h2:
             j = client % len(self._h2)
-            conn = self._h2[j]
-            block = self._blocks.get((j, method))
-            if block is None:
-                block = h2.request_header_block(conn.authority, method, self.metadata or ())
-                self._blocks[(j, method)] = block
-            return h2.UnaryCaller(conn, block)
+            return h2.UnaryCaller(self._h2[j], self._block(j, method))
         mc = self.channel_for(client).unary_unary(method)
         md = self.metadata
         if md is None:
@@ -322,6 +317,22 @@ class ProcContext:
             return mc(req, metadata=md)  # type: ignore[no-any-return]
 
         return call
+
+    def h2_stream(
+        self, client: int, method: str, on_message: Callable[[bytes], None]
+    ) -> h2.BidiStream | None:
+        """A streaming call of ``method`` on ``client``'s h2 connection (None: use grpcio)."""
+        if not self._h2:
+            return None
+        j = client % len(self._h2)
+        return self._h2[j].open_stream(self._block(j, method), on_message)
+
+    def _block(self, j: int, method: str) -> bytes:
+        block = self._blocks.get((j, method))
+        if block is None:
+            block = h2.request_header_block(self._h2[j].authority, method, self.metadata or ())
+            self._blocks[(j, method)] = block
+        return block
 
     async def sync(self) -> None:
         """Wait until every load process reaches this point (no-op in a single process)."""

@@ -29,6 +29,7 @@ import contextlib
 import random
 import struct
 import time
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -89,33 +90,51 @@ async def run_watch(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Ser
     if expected == 0:
         all_in.set()
 
+    def handler(mine: int, sent: list[float], ready: asyncio.Event) -> Callable[[pb.WatchResponse], None]:
+        created = 0
+        if not mine:
+            ready.set()
+
+        def on_response(resp: pb.WatchResponse) -> None:
+            nonlocal created, received
+            now = time.monotonic()
+            if resp.created:
+                creation.ok(sent[created], now - sent[created])
+                created += 1
+                if created == mine:
+                    ready.set()
+            if resp.events:
+                received += len(resp.events)
+                last_event[0] = now
+                if received >= expected:
+                    all_in.set()
+
+        return on_response
+
     async def stream_task(s_local: int, ready: asyncio.Event) -> None:
-        nonlocal received
         s = share.lo + s_local
-        call = open_watch_stream(ctx, ctx.channel_for(s))
         mine = watched[s_local * wps : (s_local + 1) * wps]
         sent: list[float] = []
+        on_response = handler(len(mine), sent, ready)
+        stream = ctx.h2_stream(s, WATCH, lambda raw: on_response(pb.WatchResponse.FromString(raw)))
+        if stream is not None:
+            try:
+                for key, end in mine:
+                    sent.append(time.monotonic())
+                    stream.send(_create(key, end).SerializeToString())
+                await stream.closed
+            finally:
+                stream.cancel()
+            return
+        call = open_watch_stream(ctx, ctx.channel_for(s))
         for key, end in mine:
             sent.append(time.monotonic())
             await call.write(_create(key, end))
-        created = 0
-        while created < len(mine):
-            resp = await call.read()
-            if resp is grpc.aio.EOF:
-                raise ConnectionError("watch stream closed while creating watchers")
-            if resp.created:
-                creation.ok(sent[created], time.monotonic() - sent[created])
-                created += 1
-        ready.set()
         while True:
             resp = await call.read()
             if resp is grpc.aio.EOF:
                 return
-            if resp.events:
-                received += len(resp.events)
-                last_event[0] = time.monotonic()
-                if received >= expected:
-                    all_in.set()
+            on_response(resp)
 
     readies = [asyncio.Event() for _ in share.indices]
     await ctx.sync()
@@ -197,13 +216,11 @@ async def run_watch_latency(ctx: ProcContext, args: argparse.Namespace) -> dict[
     total = args.total
 
     async def watcher(c: int, ready: asyncio.Event) -> None:
-        call = open_watch_stream(ctx, ctx.channel_for(c))
-        await call.write(_create(key))
         seen = 0
-        while seen < total:
-            resp = await call.read()
-            if resp is grpc.aio.EOF:
-                raise ConnectionError("watch stream closed")
+        all_seen: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def on_response(resp: pb.WatchResponse) -> None:
+            nonlocal seen
             if resp.created:
                 ready.set()
             now = time.monotonic()
@@ -211,6 +228,27 @@ async def run_watch_latency(ctx: ProcContext, args: argparse.Namespace) -> dict[
                 (sent,) = _STAMP.unpack_from(ev.kv.value)
                 latency.ok(sent, now - sent)
                 seen += 1
+            if seen >= total and not all_seen.done():
+                all_seen.set_result(None)
+
+        stream = ctx.h2_stream(c, WATCH, lambda raw: on_response(pb.WatchResponse.FromString(raw)))
+        if stream is not None:
+            try:
+                stream.send(_create(key).SerializeToString())
+                await asyncio.wait([all_seen, stream.closed], return_when=asyncio.FIRST_COMPLETED)
+                if stream.closed.done() and not all_seen.done():
+                    await stream.closed  # raises the stream's error
+                    raise ConnectionError("watch stream closed")
+            finally:
+                stream.cancel()
+            return
+        call = open_watch_stream(ctx, ctx.channel_for(c))
+        await call.write(_create(key))
+        while seen < total:
+            resp = await call.read()
+            if resp is grpc.aio.EOF:
+                raise ConnectionError("watch stream closed")
+            on_response(resp)
 
     clients = share.clients
     readies = [asyncio.Event() for _ in range(clients)]
