@@ -77,15 +77,18 @@ def test_watch_latency(petcd_endpoint: str, run_json: Any, transport: str) -> No
     assert 0 < lat["fastest_s"] <= lat["slowest_s"] < 10
 
 
-def test_lease_keepalive(petcd_endpoint: str, run_json: Any) -> None:
-    doc = run_json(petcd_endpoint, "--clients=2", "lease-keepalive", "--total=10")
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+def test_lease_keepalive(petcd_endpoint: str, run_json: Any, transport: str) -> None:
+    doc = run_json(petcd_endpoint, f"--transport={transport}", "--clients=2", "lease-keepalive", "--total=10")
     assert doc["results"]["lease-keepalive"]["count"] == 10
     assert doc["results"]["lease-keepalive"]["errors"] == {}
 
 
-def test_k8s_mix(petcd_endpoint: str, run_json: Any) -> None:
+@pytest.mark.parametrize("transport", ["h2", "grpc"])
+def test_k8s_mix(petcd_endpoint: str, run_json: Any, transport: str) -> None:
     doc = run_json(
         petcd_endpoint,
+        f"--transport={transport}",
         "--clients=4",
         "k8s",
         "--total=60",

@@ -33,7 +33,7 @@ import grpc
 
 from petcd.benchmark.kv import RANGE, TXN
 from petcd.benchmark.runner import CALL_ERRORS, ProcContext, RequestError, Series, rpc_error_text, split
-from petcd.benchmark.watch import EVENT_WAIT_S, open_watch_stream
+from petcd.benchmark.watch import EVENT_WAIT_S, WATCH, open_watch_stream
 from petcd.cli.etcdctl.kv import prefix_end
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 
@@ -189,17 +189,33 @@ async def _informer(  # noqa: PLR0917 - the shared progress it reports into
     last_event: list[float],
 ) -> None:
     """One watch on the whole prefix from ``from_rev``; reports its progress in ``revs[slot]``."""
-    call = open_watch_stream(ctx, ctx.channel_for(w))
-    req = pb.WatchCreateRequest(key=PREFIX, range_end=prefix_end(PREFIX), start_revision=from_rev)
-    await call.write(pb.WatchRequest(create_request=req))
-    while True:
-        resp = await call.read()
-        if resp is grpc.aio.EOF:
-            return
+
+    def on_response(resp: pb.WatchResponse) -> None:
         if resp.events:
             events.events += len(resp.events)
             last_event[0] = time.monotonic()
             revs[slot] = resp.events[-1].kv.mod_revision
+
+    create = pb.WatchRequest(
+        create_request=pb.WatchCreateRequest(
+            key=PREFIX, range_end=prefix_end(PREFIX), start_revision=from_rev
+        )
+    )
+    stream = ctx.h2_stream(w, WATCH, lambda raw: on_response(pb.WatchResponse.FromString(raw)))
+    if stream is not None:
+        try:
+            stream.send(create.SerializeToString())
+            await stream.closed
+        finally:
+            stream.cancel()
+        return
+    call = open_watch_stream(ctx, ctx.channel_for(w))
+    await call.write(create)
+    while True:
+        resp = await call.read()
+        if resp is grpc.aio.EOF:
+            return
+        on_response(resp)
 
 
 async def _read_revisions(ctx: ProcContext, args: argparse.Namespace, mine: list[int]) -> dict[int, int]:
