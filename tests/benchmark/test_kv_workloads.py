@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from petcd.benchmark.cli import main
-from petcd.benchmark.kv import varint_key
+from petcd.benchmark.kv import human_bytes, varint_key
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc
 
@@ -108,3 +108,31 @@ def test_put_over_grpcio(petcd_endpoint: str, run_json: Any) -> None:
     doc = run_json(petcd_endpoint, "--transport=grpc", "--clients=3", "put", "--total=9")
     assert doc["transport"] == "grpc"
     assert doc["results"]["put"]["count"] == 9
+
+
+def test_put_compacts_and_checks_hashkv(petcd_endpoint: str, run_json: Any) -> None:
+    doc = run_json(
+        petcd_endpoint,
+        "put",
+        "--total=60",
+        "--rate=200",
+        "--compact-interval=50ms",
+        "--compact-index-delta=5",
+        "--check-hashkv",
+    )
+    assert doc["results"]["put"]["count"] == 60
+    (note,) = doc["notes"]
+    assert note.startswith("HashKV Summary:\n\tHashKV: ")
+    assert f"\tEndpoint: {petcd_endpoint}\n" in note
+    with grpc.insecure_channel(petcd_endpoint) as ch, pytest.raises(grpc.RpcError, match="compacted"):
+        rpc_pb2_grpc.KVStub(ch).Range(pb.RangeRequest(key=b"x", revision=2))
+
+
+def test_human_bytes_is_go_humanizes() -> None:
+    assert [human_bytes(n) for n in (5, 999, 1000, 4_300_000, 82_854_982)] == [
+        "5 B",
+        "999 B",
+        "1.0 kB",
+        "4.3 MB",
+        "83 MB",
+    ]

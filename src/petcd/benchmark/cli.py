@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-size", type=int, default=8, help="Value size of put request")
     p.add_argument("--key-space-size", type=int, default=1, help="Maximum possible keys")
     p.add_argument("--sequential-keys", action="store_true", help="Use sequential keys")
+    p.add_argument(
+        "--compact-interval", type=_duration_s, default=0.0, help="Interval to compact database (e.g. 5m)"
+    )
+    p.add_argument(
+        "--compact-index-delta", type=int, default=1000, help="Delta between current and compact revision"
+    )
+    p.add_argument("--check-hashkv", action="store_true", help="'true' to check hashkv")
 
     p = cmd("range", "Benchmark range")
     p.add_argument("key")
@@ -228,8 +235,11 @@ def print_results(
             "load_cpu_s": result.load_cpu_s,
             "load_cpu_us_per_request": 1e6 * result.load_cpu_s / max(1, requests),
             "results": {
-                name: {"kind": s.kind, "events": s.events, **to_json(s.stats())} for name, s in series.items()
+                name: {"kind": s.kind, "events": s.events, **to_json(s.stats())}
+                for name, s in series.items()
+                if s.kind != "note"
             },
+            "notes": [s.heading for s in series.values() if s.kind == "note"],
         }
         out.write(json.dumps(doc) + "\n")
         return
@@ -239,6 +249,8 @@ def print_results(
     for s in series.values():
         stats = s.stats()
         out.write(s.heading.format(ops=len(s.lats) + sum(s.errors.values()), events=s.events))
+        if s.kind == "note":
+            continue
         out.write((fmt.rate(stats) if s.kind == "rate" else fmt.report(stats)) + "\n")
 
 

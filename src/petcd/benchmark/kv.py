@@ -13,17 +13,23 @@ whole run (a range), so the load processes spend their CPU in gRPC, not in proto
 from __future__ import annotations
 
 import argparse
+import asyncio
+import math
 import os
 import random
 import time
 from collections.abc import Awaitable, Callable
 
+from petcd.benchmark.report import go_duration
 from petcd.benchmark.runner import CALL_ERRORS, ProcContext, Series, drive, rpc_error_text
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 
 PUT = "/etcdserverpb.KV/Put"
 RANGE = "/etcdserverpb.KV/Range"
 TXN = "/etcdserverpb.KV/Txn"
+COMPACT = "/etcdserverpb.KV/Compact"
+HASHKV = "/etcdserverpb.Maintenance/HashKV"
+STATUS = "/etcdserverpb.Maintenance/Status"
 
 
 def uvarint(n: int) -> bytes:
@@ -84,7 +90,54 @@ async def run_put(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Serie
     async def call(c: int, i: int) -> object:
         return await puts[c](put_request_bytes(keys.key(i), value_field))
 
-    return await _closed_loop(ctx, "put", call)
+    compactor = None
+    if args.compact_interval > 0 and share.index == 0:
+        compactor = asyncio.create_task(_compact_every(ctx, args.compact_interval, args.compact_index_delta))
+    try:
+        out = await _closed_loop(ctx, "put", call)
+    finally:
+        if compactor is not None:
+            compactor.cancel()
+            await asyncio.gather(compactor, return_exceptions=True)
+    if args.check_hashkv:
+        await ctx.sync()  # every process has finished putting
+        if share.index == 0:
+            out["hashkv"] = Series(heading=await _hashkv_summary(ctx), kind="note")
+    return out
+
+
+async def _compact_every(ctx: ProcContext, interval_s: float, delta: int) -> None:
+    """etcd's --compact-interval: compact at (current revision - delta) every interval."""
+    get, compact = ctx.unary(0, RANGE), ctx.unary(0, COMPACT)
+    while True:
+        await asyncio.sleep(interval_s)
+        rev = pb.RangeResponse.FromString(
+            await get(pb.RangeRequest(key=b"foo").SerializeToString())
+        ).header.revision
+        if rev - delta > 0:
+            await compact(pb.CompactionRequest(revision=rev - delta).SerializeToString())
+
+
+async def _hashkv_summary(ctx: ProcContext) -> str:
+    """etcd's --check-hashkv report: the first endpoint's HashKV, how long it took, the db size."""
+    st = time.monotonic()
+    hashkv = pb.HashKVResponse.FromString(await ctx.unary(0, HASHKV)(b""))
+    took_s = time.monotonic() - st
+    status = pb.StatusResponse.FromString(await ctx.unary(0, STATUS)(b""))
+    return (
+        f"HashKV Summary:\n\tHashKV: {hashkv.hash}\n\tEndpoint: {ctx.opts.endpoints[0]}\n"
+        f"\tTime taken to get hashkv: {go_duration(took_s)}\n\tDB size: {human_bytes(status.dbSize)}\n"
+    )
+
+
+def human_bytes(n: int) -> str:
+    """go-humanize's Bytes (SI units): 1.2 MB, 912 kB, 18 B."""
+    if n < 10:
+        return f"{n} B"
+    units = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
+    e = min(math.floor(math.log(n, 1000)), len(units) - 1)
+    value = math.floor(n / 1000**e * 10 + 0.5) / 10
+    return f"{value:.0f} {units[e]}" if value >= 10 else f"{value:.1f} {units[e]}"
 
 
 def range_request(args: argparse.Namespace) -> pb.RangeRequest:

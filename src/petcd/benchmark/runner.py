@@ -101,7 +101,7 @@ class Series:
     """The measurements of one operation in one process (merged across processes in the parent)."""
 
     heading: str = ""
-    kind: str = "full"  # "full": etcd's whole report; "rate": events/s only
+    kind: str = "full"  # "full": etcd's whole report; "rate": events/s only; "note": the heading only
     lats: array[float] = field(default_factory=lambda: array("d"))
     starts: array[float] | None = None  # unix start times, with --sample
     errors: Counter[str] = field(default_factory=Counter)
