@@ -106,12 +106,17 @@ class Cluster:
         size: int,
         base_dir: Path,
         seed: int,
+        *,
         snapshot_count: int = 100,
+        heartbeat_ms: int = 100,
+        election_ms: int = 1000,
     ) -> None:
         self.binary = binary
         self.petcd = is_petcd(binary)
         self.base_dir = base_dir
         self.snapshot_count = snapshot_count
+        self.heartbeat_ms = heartbeat_ms
+        self.election_ms = election_ms
         self.rules = LinkRules()
         self.proxy_loop = ProxyLoop()
         self.members: list[Member] = []
@@ -165,6 +170,10 @@ class Cluster:
             self.token,
             "--snapshot-count",
             str(self.snapshot_count),
+            "--heartbeat-interval",
+            str(self.heartbeat_ms),
+            "--election-timeout",
+            str(self.election_ms),
         ]
         if not self.petcd:  # petcd accepts only the default (10m) for now
             args += ["--experimental-watch-progress-notify-interval", "1s"]

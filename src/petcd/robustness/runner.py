@@ -18,6 +18,7 @@ it is deleted unless `keep` is set.
 from __future__ import annotations
 
 import json
+import random
 import re
 import shutil
 import tempfile
@@ -199,7 +200,11 @@ def run(cfg: RunConfig) -> RunResult:
     root = Path(cfg.report_root or tempfile.gettempdir())
     root.mkdir(parents=True, exist_ok=True)
     run_dir = Path(tempfile.mkdtemp(prefix=f"robustness-{cfg.profile}-s{cfg.seed}-", dir=root))
-    cluster = Cluster(cfg.binary, cfg.members, run_dir, cfg.seed)
+    # Raft timing, drawn by the seed: etcd's defaults, or twice as eager (more elections)
+    heartbeat_ms, election_ms = random.Random(cfg.seed).choice(((100, 1000), (100, 1000), (50, 500)))
+    cluster = Cluster(
+        cfg.binary, cfg.members, run_dir, cfg.seed, heartbeat_ms=heartbeat_ms, election_ms=election_ms
+    )
     clock = Clock()
     history = History()
     log = FaultLog(clock.now_us)
@@ -223,6 +228,7 @@ def run(cfg: RunConfig) -> RunResult:
     injector = Injector(cluster, plan, cfg.seed, cfg.duration_s, log, capture_to)
     try:
         cluster.start_all()
+        log.note(f"raft timing: heartbeat {heartbeat_ms} ms, election {election_ms} ms")
         log.note("cluster ready: " + ", ".join(f"{m.name}={m.member_id:x}" for m in cluster.members))
         if cfg.profile == "etcd":
             wrange = (ETCD_KEYS[0][:3], b"\x00")  # every key from "key" on (leases too)
