@@ -513,6 +513,12 @@ class Connection(asyncio.Protocol):
             self._finish(sid, [])
 
     def _headers(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
+        if ftype == HEADERS and flags & (END_HEADERS | PADDED | PRIORITY_FLAG) == END_HEADERS:
+            # the usual case: one whole header block in one frame
+            headers = self.decoder.decode(payload)
+            if flags & END_STREAM and sid in self._streams:
+                self._finish(sid, headers)
+            return
         if ftype == HEADERS:
             if flags & PADDED:
                 payload = payload[1 : len(payload) - payload[0]]

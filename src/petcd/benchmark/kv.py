@@ -87,8 +87,10 @@ async def run_put(ctx: ProcContext, args: argparse.Namespace) -> dict[str, Serie
     value_field = value_field_bytes(os.urandom(args.val_size))
     puts = [ctx.unary(c, PUT) for c in range(share.clients)]
 
+    key_field = b"\x0a" + uvarint(args.key_size)  # every key has --key-size bytes
+
     async def call(c: int, i: int) -> object:
-        return await puts[c](put_request_bytes(keys.key(i), value_field))
+        return await puts[c](key_field + keys.key(i) + value_field)
 
     compactor = None
     if args.compact_interval > 0 and share.index == 0:
