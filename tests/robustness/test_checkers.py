@@ -274,3 +274,11 @@ def test_revoked_lease_keys_must_be_gone_by_the_revoke_revision() -> None:
     assert check_leases(_lease_ops(3), gone, 0) == []
     kept = FinalHistory([Change(2, b"lease/1", b"v"), Change(3, A, b"x")])
     assert [v.kind for v in check_leases(_lease_ops(3), kept, 0)] == ["lease"]
+
+
+def test_watch_response_header_below_its_events_is_a_violation() -> None:
+    s = stream((3, [ev(2, A, b"1"), ev(3, A, b"2"), ev(3, B, b"x")]))
+    s.headers = [5]  # catching up: the header names the current revision, beyond the events
+    assert watch_kinds(s) == []
+    s.headers = [2]
+    assert watch_kinds(s) == ["watch"]

@@ -122,7 +122,8 @@ class Outcome:
 
 
 def check_streams(streams: Sequence[WatchStream], now: int) -> list[Violation]:
-    """What check_watches cannot see: created flags, bookmarks below delivered events."""
+    """What check_watches cannot see: created flags, bookmarks below delivered events, headers
+    below their events (the records name an event response by its last event's revision)."""
     out: list[Violation] = []
     for s in streams:
         rec = s.record
@@ -133,6 +134,16 @@ def check_streams(streams: Sequence[WatchStream], now: int) -> list[Violation]:
         last_event = 0
         progress = dict(s.progress)
         for i, (rev, events) in enumerate(rec.responses):
+            if events and i < len(s.headers) and s.headers[i] < events[-1].revision:
+                out.append(
+                    Violation(
+                        "watch",
+                        now,
+                        f"{rec.describe()}: response at header revision {s.headers[i]} carries an event "
+                        f"at {events[-1].revision}",
+                    )
+                )
+                break
             if events:
                 last_event = max(last_event, events[-1].revision)
             elif i in progress and rev < last_event:

@@ -343,6 +343,7 @@ class WatchStream:
     created: list[bool] = field(default_factory=list)  # per response: the created flag
     progress: list[tuple[int, int]] = field(default_factory=list)  # (response index, revision)
     errors: list[str] = field(default_factory=list)
+    headers: list[int] = field(default_factory=list)  # per recorded response: its header revision
     compact_revision: int = 0
     closed: bool = False
 
@@ -475,7 +476,11 @@ class Watcher(threading.Thread):
         events = [_event(e) for e in resp.events]
         if not events:
             stream.progress.append((len(rec.responses), resp.header.revision))
-        rec.responses.append((resp.header.revision, events))
+        # An event response's header may name a revision beyond its events while the watcher is
+        # still catching up (etcd sends history in batches, each with the current revision): only
+        # a progress notification says "everything up to here was sent".
+        stream.headers.append(resp.header.revision)
+        rec.responses.append((events[-1].revision if events else resp.header.revision, events))
         if events:
             self.next_rev = max(self.next_rev, events[-1].revision + 1)
         else:
