@@ -3,9 +3,10 @@
     petcd-benchmark [global flags] COMMAND [flags]
 
 Global flags are etcd's (``--endpoints --clients --conns --precise --sample --cacert --cert --key
---user --dial-timeout``) plus ``--procs N`` (load processes; see ``runner``) and ``--output
-text|json`` (``-w``): ``json`` prints one JSON object instead of etcd's text report. Like cobra's
-persistent flags they may stand before or after the command name.
+--user --dial-timeout``) plus ``--procs N`` (load processes; see ``runner``), ``--transport
+h2|grpc`` (petcd's own HTTP/2 client, or grpcio) and ``--output text|json`` (``-w``): ``json``
+prints one JSON object instead of etcd's text report, with the generator's CPU per request. Like
+cobra's persistent flags they may stand before or after the command name.
 
 Commands: ``put``, ``range KEY [END]``, ``txn-put``, ``txn-mixed KEY [END]``, ``watch``,
 ``watch-latency``, ``lease-keepalive``, ``mvcc put`` (in-process, no network), ``k8s`` (a

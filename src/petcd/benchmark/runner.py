@@ -1,25 +1,28 @@
-"""Load generation: processes, asyncio tasks, gRPC channels; results merged in the parent.
+"""Load generation: processes, asyncio tasks, connections; results merged in the parent.
 
-One Python process issues at most a few thousand gRPC calls a second (grpcio costs about as much
-CPU per call on the client as on the server), so the load comes from ``--procs`` processes. The
-parent splits ``--clients``, ``--conns``, the workload's ``--total`` and ``--rate`` into contiguous
-shares (``Share``), starts one process per share (``spawn``: nothing of grpc is inherited), and
-waits. Each process opens its share of the connections (one TCP connection per channel: channels
-use a local subchannel pool, else grpc would share one connection among identical channels), runs
-its share of the clients as asyncio tasks (client ``c`` uses channel ``c % conns``, as etcd's tool
-does), and then waits at a barrier, so no process measures while another is still connecting.
-After the barrier each process measures with ``time.monotonic`` (CLOCK_MONOTONIC, one clock for
-every process on the machine), so the parent can merge: the run's total time is from the earliest
-start to the latest end of any process, and the latencies and error counts are concatenated.
+One Python process can issue only so many gRPC calls a second, so the load comes from ``--procs``
+processes. The parent splits ``--clients``, ``--conns``, the workload's ``--total`` and ``--rate``
+into contiguous shares (``Share``), starts one process per share (``spawn``: nothing of grpc is
+inherited), and waits. Each process opens its share of the connections, runs its share of the
+clients as asyncio tasks (client ``c`` uses connection ``c % conns``, as etcd's tool does), and
+then waits at a barrier, so no process measures while another is still connecting. After the
+barrier each process measures with ``time.monotonic`` (CLOCK_MONOTONIC, one clock for every process
+on the machine), so the parent can merge: the run's total time is from the earliest start to the
+latest end of any process, and the latencies and error counts are concatenated. Each process also
+reports the CPU time it spent after connecting: the generator's own cost per request.
 
 With ``--procs 1`` (the default) everything runs in the calling process.
+
+Connections are ``petcd.benchmark.h2`` connections (``--transport h2``, the default on cleartext:
+about a third of grpcio's client CPU per call) or grpcio channels (``--transport grpc``, and always
+for TLS; one TCP connection per channel: channels use a local subchannel pool, else grpc would share
+one connection among identical channels). Either way calls send and receive bytes: the generator
+encodes what it must and decodes only what it reads, to stay cheap next to the server it measures.
 
 A workload is an ``async def run(ctx: ProcContext, args) -> dict[str, Series]`` in one of the
 modules of this package, named in ``WORKLOADS`` by ``module:function`` and imported in the child.
 ``drive`` is the closed loop most workloads use: ``clients`` tasks take the next request index
 from a shared iterator, wait for the rate limiter, call, and record the latency or the error.
-Calls go through bare multicallables that send and receive bytes: the generator encodes what it
-must and decodes only what it reads, to stay cheap next to the server it measures.
 """
 
 from __future__ import annotations
