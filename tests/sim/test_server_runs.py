@@ -23,8 +23,10 @@ HERE = Path(__file__).resolve().parent
 CORPUS = range(100, 160)
 CORPUS_TICKS = 200
 CORPUS_OVERRIDES: dict[str, str] = {}
+# The knobs added after a seed was recorded, off: it replays as it did then.
+BEFORE_CHURN = {"member_rate": "0", "compact_rate": "0", "keepalive_rate": "0"}
 # The server's fix for a member's revision going back after a power cut (a75832f), turned off.
-NO_BACKEND_SYNC = {"sync_backend_on_apply": "false"}
+NO_BACKEND_SYNC = {"sync_backend_on_apply": "false", **BEFORE_CHURN}
 
 
 def logged(seed: int, **kw: object) -> list[str]:
@@ -66,6 +68,9 @@ def test_seed_corpus_passes() -> None:
     assert total["crashes"] > 20 and total["partitions"] > 20
     assert total["acked"] > 1000 and total["reads"] > 500 and total["unknown"] > 50
     assert total["watch_events"] > 1000 and total["leases"] > 20 and total["snapshots_sent"] > 5
+    # membership changes (added, promoted, removed, re-added), compaction, keep-alives
+    assert total["member_changes"] > 20 and total["members_left"] > 10
+    assert total["compactions"] > 100 and total["watches_compacted"] > 5 and total["keepalives"] > 100
 
 
 def _regression_seeds() -> Iterator[object]:
@@ -93,7 +98,7 @@ def test_regression_seed(seed: int, ticks: int, nodes: int | None, overrides: di
 
 def test_revision_back_is_caught_without_the_servers_backend_sync() -> None:
     # Seed 17 found the bug; with the fix off seed 24 fails again, naming member and revisions.
-    assert run_server_seed(24).ok
+    assert run_server_seed(24, overrides=BEFORE_CHURN).ok
     result = run_server_seed(24, log=True, overrides=NO_BACKEND_SYNC)
     assert result.violations[0].kind == "revision-back"
     assert "m4 at revision 25 after 26" in result.violations[0].detail
@@ -105,7 +110,8 @@ def test_cli_server_seed_and_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert "server seed 3: ok" in out and "final: revision" in out
     assert main(["--server", "--seeds", "3-4"]) == 0
     assert "2 seeds, 2 passed" in capsys.readouterr().out
-    assert main(["--server", "--seed", "24", "--set", "sync_backend_on_apply=false"]) == 1
+    off = [x for name, value in NO_BACKEND_SYNC.items() for x in ("--set", f"{name}={value}")]
+    assert main(["--server", "--seed", "24", *off]) == 1
     with pytest.raises(SystemExit):
         main(["--server", "--seed", "1", "--set", "no_such_knob=1"])
 
@@ -146,3 +152,26 @@ def test_watch_bugs_are_caught(monkeypatch: pytest.MonkeyPatch) -> None:
         assert first_kinds() == ["watch"] * 5
     monkeypatch.setattr(watchable_store.WatchableStore, "sync_watchers", lambda self: 0)
     assert first_kinds() == ["watch"] * 5
+
+
+# Membership changes, compaction and lease keep-alives, all frequent.
+CHURN = {"member_rate": "0.05", "compact_rate": "0.1", "keepalive_rate": "0.2"}
+
+
+def test_churn_runs_are_deterministic() -> None:
+    a = logged(1004, overrides=CHURN)
+    assert a == logged(1004, overrides=CHURN)
+    text = "\n".join(a)
+    assert "new member" in text and "leaves the cluster" in text and "invoke compact" in text
+
+
+def test_compaction_cancelling_without_its_revision_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # An injected watch bug: a watcher behind the compaction is cancelled without compact_revision.
+    def cancel(self: watchable_store.WatchableStore, w: object, compact: int, current: int) -> None:
+        original(self, w, 0, current)
+
+    original = watchable_store.WatchableStore._cancel_compacted
+    monkeypatch.setattr(watchable_store.WatchableStore, "_cancel_compacted", cancel)
+    results = [run_server_seed(s, overrides={**CHURN, "watch_rate": "0.05"}) for s in range(1000, 1006)]
+    kinds = [r.violations[0].kind if r.violations else "ok" for r in results]
+    assert kinds.count("watch") >= 3, kinds

@@ -327,6 +327,9 @@ class Node:
         self._waits: dict[int, float] = {}
         self._deadlines: deque[tuple[float, int]] = deque()
         self._proposals: list[bytes] = []
+        # Membership changes raft did not take yet (no leader, a leader transfer in progress):
+        # offered again at each Ready until their request times out, as proposals are.
+        self._conf_changes: list[tuple[int, ConfChange]] = []
         # Client proposals not answered yet (etcd_server_proposals_pending) and those that failed
         # for lack of an answer: timed out or stopped (etcd_server_proposals_failed_total).
         self._pending_proposals: set[int] = set()
@@ -796,8 +799,9 @@ class Node:
         rid = self._ids.next()
         ctx = replace(ctx, request_id=rid)
         cc = ConfChange(changes=(ConfChangeSingle(t, ctx.member.id),), context=ctx.encode())
-        self.raw.propose_conf_change(cc)
         self._track(rid)
+        self._conf_changes.append((rid, cc))
+        self._flush_conf_changes()
         return rid
 
     def _unix_s(self) -> int:
@@ -969,7 +973,20 @@ class Node:
             self._transfer = None
             self._resolve(rid, rpc.MoveLeaderResponse(header=self.header()))
 
+    def _flush_conf_changes(self) -> None:
+        keep = []
+        for rid, cc in self._conf_changes:
+            if rid not in self._waits:
+                continue  # timed out meanwhile: never proposed
+            try:
+                self.raw.propose_conf_change(cc)
+            except ProposalDropped:
+                keep.append((rid, cc))
+        self._conf_changes = keep
+
     def _flush_proposals(self) -> None:
+        if self._conf_changes:
+            self._flush_conf_changes()
         if not self._proposals or self.raw.raft.lead == NONE:
             return
         try:
@@ -1083,6 +1100,7 @@ class Node:
         self._pending_proposals.clear()
         self._deadlines.clear()
         self._reads_waiting, self._reads_inflight, self._reads_ready = [], {}, []
+        self._conf_changes = []
         self._transfer = None
         self._immediate = []
         self._physical_waiters = []

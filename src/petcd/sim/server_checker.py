@@ -1,9 +1,12 @@
 """What clients of a simulated server cluster saw, checked against the final history.
 
-After a server simulation heals and every member has caught up, one member's MVCC history (no
-compaction runs in the simulator, so all of it) is the *final history*: every revision with its
-changes. HashKV agreement (`check_hash_kv`) shows that every member holds that same history. The
-checks, each returning `Violation`s (petcd.sim.checker):
+The *final history* is every revision with its changes. Compaction removes old revisions from the
+members' stores, so the simulator records each revision as members apply it (`HistoryRecorder`,
+fed by every Node's KV event sink): members that apply one revision must agree on its changes
+(state-machine safety), no revision may be missing, and once the cluster has caught up the
+recorded history must equal what a member still holds above its compaction point. HashKV
+agreement (`check_hash_kv`) shows that every member holds that same history. The checks, each
+returning `Violation`s (petcd.sim.checker):
 
 1. linearizability (`check_kv_history`): the per-key WGL search of `linearizability`, plus the
    cross-key facts a per-key search cannot see: an acknowledged write that returned before
@@ -16,7 +19,10 @@ checks, each returning `Violation`s (petcd.sim.checker):
 2. watches (`check_watches`): per watcher, events in revision order, no duplicates, each
    revision in one response, and exactly the final history's events for the watched range from
    the start revision up to the last revision the watcher was told about; prev_kv equal to the
-   key's value at revision - 1; a watcher still open at the end has received everything.
+   key's value at revision - 1 (or absent once that revision was compacted away); a watcher still
+   open at the end has received everything; a watcher cancelled by compaction names a revision
+   that was compacted to, above the next revision the watcher needed (etcd: min_rev < compact);
+   a delete at a compaction revision may be missing once compacted (etcd removes that tombstone).
 3. HashKV (`check_hash_kv`): every member at the same revision has the same hash.
 4. no acknowledged write lost (`check_acked_writes`): the final history holds every acked
    put/cas/delete at its revision.
@@ -30,6 +36,7 @@ import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from petcd.pb.mvccpb import kv_pb2 as mvccpb
 from petcd.sim.checker import Violation
 from petcd.sim.linearizability import KvOp, Verdict, check_history
 
@@ -40,6 +47,65 @@ class Change:
     key: bytes
     value: bytes | None  # None: a delete
     lease: int = 0
+
+
+def change_of(revision: int, is_delete: bool, kv: mvccpb.KeyValue) -> Change:
+    """One change as the checkers compare them (a delete carries no value and no lease)."""
+    if is_delete:
+        return Change(revision, bytes(kv.key), None)
+    return Change(revision, bytes(kv.key), bytes(kv.value), int(kv.lease))
+
+
+class HistoryRecorder:
+    """Every revision's changes, as the members applied them (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.by_rev: dict[int, tuple[Change, ...]] = {}
+        self.violations: list[Violation] = []
+
+    def record(self, time: int, member: int, revision: int, events: Sequence[mvccpb.Event]) -> None:
+        changes = tuple(change_of(revision, e.type == mvccpb.Event.DELETE, e.kv) for e in events)
+        have = self.by_rev.get(revision)
+        if have is None:
+            self.by_rev[revision] = changes
+        elif have != changes and len(self.violations) < 5:
+            self.violations.append(
+                Violation(
+                    "state-machine",
+                    time,
+                    f"m{member} applied {changes} at revision {revision}; another member applied {have}",
+                )
+            )
+
+    def final(self, upto: int, time: int) -> tuple[FinalHistory, list[Violation]]:
+        """The history of revisions 2..`upto` (revision 1 is the empty store's)."""
+        missing = [r for r in range(2, upto + 1) if r not in self.by_rev]
+        out = list(self.violations)
+        if missing:
+            out.append(Violation("history-gap", time, f"no member applied revisions {missing[:10]}"))
+        changes = [c for r in sorted(self.by_rev) if r <= upto for c in self.by_rev[r]]
+        return FinalHistory(changes), out
+
+
+def check_member_history(
+    member: int, held: Iterable[Change], final: FinalHistory, span: tuple[int, int], time: int
+) -> list[Violation]:
+    """What a member still holds (revisions span[0]..span[1]) equals the recorded history there."""
+    lo, hi = span
+    got = sorted(held, key=lambda c: (c.revision, c.key))
+    want = [c for c in final.changes if lo <= c.revision <= hi]
+    if got == want:
+        return []
+    pairs = zip(got, want, strict=False)
+    diff = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(got), len(want)))
+    return [
+        Violation(
+            "history",
+            time,
+            f"m{member} holds {got[diff : diff + 2]} where the recorded history has {want[diff : diff + 2]}"
+            f" (revisions {lo}..{hi})",
+        )
+    ]
 
 
 class FinalHistory:
@@ -198,6 +264,11 @@ class WatchRecord:
     prev_kv: bool
     responses: list[tuple[int, list[WatchEvent]]] = field(default_factory=list)  # (revision, events)
     canceled: str = ""
+    compact_revision: int = 0  # cancelled by compaction: the response's compact_revision
+    # The member's compaction revision when responses were drained: prev_kv of an event at or
+    # below it may be missing (etcd reads prev_kv at revision - 1, which compaction may remove).
+    compacted_seen: int = 0
+    unexpected_cancel: str = ""  # cancelled by the server for no reason the client gave
     # Still open at the end, on a member that caught up: every event of the final history in its
     # range from start_rev on must have arrived (a watch makes progress once the cluster heals).
     complete: bool = False
@@ -206,16 +277,19 @@ class WatchRecord:
         return f"watch #{self.id} on m{self.member} [{self.start!r},{self.end!r}) from rev {self.start_rev}"
 
 
-def check_watches(watches: Iterable[WatchRecord], final: FinalHistory, time: int) -> list[Violation]:
+def check_watches(
+    watches: Iterable[WatchRecord], final: FinalHistory, time: int, compactions: set[int] | None = None
+) -> list[Violation]:
+    """`compactions`: every revision a compaction was asked for (None: no compaction ran)."""
     out: list[Violation] = []
     for w in watches:
-        problem = _check_watch(w, final)
+        problem = _check_watch(w, final, compactions or set())
         if problem:
             out.append(Violation("watch", time, f"{w.describe()}: {problem}"))
     return out
 
 
-def _check_watch(w: WatchRecord, final: FinalHistory) -> str:
+def _check_watch(w: WatchRecord, final: FinalHistory, compactions: set[int]) -> str:
     last_rev = 0  # highest revision of any event delivered
     told = 0  # highest revision the watcher was told it has seen
     got: list[WatchEvent] = []
@@ -245,14 +319,31 @@ def _check_watch(w: WatchRecord, final: FinalHistory) -> str:
         return f"told revision {told}, beyond the final history's {final.last_revision}"
     # Within one revision (a txn) the order is the txn's, which the history does not keep.
     got_cmp = sorted((e.revision, e.key, e.value) for e in got)
-    want_cmp = sorted((c.revision, c.key, c.value) for c in want)
+    # A delete at the compaction revision itself is removed with the compacted revisions (etcd's
+    # keyIndex.keep drops a tombstone there), so a watcher from that revision may never see it.
+    want_cmp = sorted(
+        (c.revision, c.key, c.value)
+        for c in want
+        if not (c.value is None and c.revision in compactions and c.revision <= w.compacted_seen)
+        or (c.revision, c.key, c.value) in got_cmp
+    )
     if got_cmp != want_cmp:
         missing = [x for x in want_cmp if x not in got_cmp][:3]
         extra = [x for x in got_cmp if x not in want_cmp][:3]
         return f"events differ from the history up to revision {hi}: missing {missing}, unexpected {extra}"
+    if w.unexpected_cancel:
+        return f"cancelled by the server without a compaction ({w.unexpected_cancel})"
+    if w.compact_revision:
+        needed = max(w.start_rev, told + 1)
+        if w.compact_revision not in compactions:
+            return f"cancelled with compact_revision {w.compact_revision}, never compacted to"
+        if needed >= w.compact_revision:
+            return f"cancelled by compaction at {w.compact_revision} while it needed revision {needed} on"
     if w.prev_kv:
         for e in got:
             want_prev = final.value_at(e.key, e.revision - 1)
+            if e.prev is None and e.revision <= w.compacted_seen:
+                continue
             if e.prev != want_prev:
                 return (
                     f"prev_kv of {e.key!r} at revision {e.revision} is {e.prev}, "
@@ -307,3 +398,7 @@ class RevisionWatch:
                 )
             )
         self.last[member] = max(before, revision)
+
+    def forget(self, member: int) -> None:
+        """The slot holds a new member (re-added with an empty store): start over."""
+        self.last.pop(member, None)

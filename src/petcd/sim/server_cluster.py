@@ -28,7 +28,8 @@ Phases: *chaos* for `ticks` ticks; *liveness*: heal the network, restart every m
 faults and clients - every pending request must complete or fail (the Node's request timeout)
 within a bound; *probe*: one new Put must be acknowledged within a bound; *catch-up*: every
 member reaches the same applied revision. Then the checkers of petcd.sim.server_checker run
-over the final history read from one member: HashKV agreement, no acknowledged write lost,
+over the final history (recorded as members applied it, see `HistoryRecorder`): members' agreement
+on each revision and with what they still hold, HashKV agreement, no acknowledged write lost,
 linearizability of the KV history, watch guarantees.
 
 Determinism: all randomness comes from `random.Random(seed)` and generators derived from it
@@ -37,8 +38,23 @@ same event log, byte for byte.
 
 Leader transfers (MoveLeader on the leader) happen at `transfer_rate`.
 
-Not simulated yet: membership changes, compaction, disk stalls (the WAL write is
-synchronous), lease keep-alives.
+Membership changes (`member_rate`, asked of the leader, as etcd forwards them there): add a new
+member as a learner (a new slot with an empty disk, started once the leader's member list holds
+its peer URL), promote the learner, remove a member (a voter only while more than three remain),
+and re-add a removed member's slot as a new member (new ID, fresh disk: etcd refuses a removed
+member's data). A member leaves for good once it applies its own removal or any live member
+lists it as removed (etcd's peers refuse it); the slot's revision history then starts anew.
+Clients talk to voters only (etcd's learners refuse most requests).
+
+Compaction (`compact_rate`): a client compacts to a revision near the current one (physical or
+not). Because compaction removes history, the final history is the one recorded as members apply
+revisions (`HistoryRecorder`), checked against every member's own store above its compaction.
+Lease keep-alives (`keepalive_rate`) renew granted leases on the leader.
+
+These three knobs are drawn from a random stream of their own (and act through one), so that
+seeds recorded before they existed replay their other events unchanged.
+
+Not simulated yet: disk stalls (the WAL write is synchronous).
 """
 
 from __future__ import annotations
@@ -46,7 +62,7 @@ from __future__ import annotations
 import logging
 import random
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 from petcd.backend.memory import MemoryBackend
@@ -55,7 +71,9 @@ from petcd.fs.sim import SimFileSystem
 from petcd.ids import cluster_id
 from petcd.mvcc.watcher import WatchStream
 from petcd.pb.etcdserverpb import rpc_pb2 as rpc
+from petcd.pb.mvccpb import kv_pb2 as mvccpb
 from petcd.raft.types import Message, MessageType
+from petcd.server.membership import Member as NodeMember
 from petcd.server.node import Node, NodeConfig, initial_members
 from petcd.sim.checker import Violation
 from petcd.sim.eventlog import EventLog
@@ -63,21 +81,27 @@ from petcd.sim.linearizability import KvOp
 from petcd.sim.network import Network
 from petcd.sim.scheduler import UNITS_PER_TICK, Scheduler
 from petcd.sim.server_checker import (
-    Change,
-    FinalHistory,
+    HistoryRecorder,
     RevisionWatch,
     WatchEvent,
     WatchRecord,
+    change_of,
     check_acked_writes,
     check_hash_kv,
     check_kv_history,
+    check_member_history,
     check_watches,
 )
 from petcd.sim.server_wal import SimWalLogStore
 
+MAX_SLOTS = 7  # members ever added stay below this many slots
 TICK_S = 0.1  # a raft tick (--heartbeat-interval) in seconds of a member's clock
 SECONDS_PER_UNIT = TICK_S / UNITS_PER_TICK
 DATA_DIR = "/data"
+
+
+def peer_url(slot: int) -> str:
+    return f"http://m{slot}:2380"
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +131,9 @@ class ServerKnobs:
     # after a power cut that the server fixed (etcd#13766), to show the checker still sees it.
     sync_backend_on_apply: bool = True
     transfer_rate: float = 0.0  # per tick: the leader is asked to MoveLeader to another member
+    member_rate: float = 0.0  # per tick: a membership change (add learner, promote, remove, re-add)
+    compact_rate: float = 0.0  # per tick: a client Compact near the current revision
+    keepalive_rate: float = 0.0  # per tick: a LeaseKeepAlive of a granted lease
 
     @classmethod
     def draw(cls, rand: random.Random, nodes: int | None = None) -> ServerKnobs:
@@ -133,6 +160,16 @@ class ServerKnobs:
             lease_rate=rand.choice((0.0, 0.02, 0.05)),
             keys=rand.choice((1, 3, 8)),
             transfer_rate=rand.choice((0.0, 0.0, 0.01, 0.03)),
+        )
+        # The later knobs from a copy of the stream: `rand` itself moves on as before they existed.
+        fork = random.Random()
+        fork.setstate(rand.getstate())
+        extra = random.Random(fork.getrandbits(64) ^ 0x6D656D62)
+        k = replace(
+            k,
+            member_rate=extra.choice((0.0, 0.01, 0.02, 0.05)),
+            compact_rate=extra.choice((0.0, 0.01, 0.03, 0.1)),
+            keepalive_rate=extra.choice((0.0, 0.05, 0.2)),
         )
         if nodes is not None:
             k = replace(k, nodes=nodes)
@@ -226,9 +263,10 @@ class _Outbox:
 
 @dataclass(slots=True)
 class Pending:
-    op: KvOp | None  # None: a lease grant (lease_key set) or a leader transfer
+    op: KvOp | None  # None: a lease grant (lease_key set) or another request, named by `what`
     lease_key: bytes = b""
     lease_value: bytes = b""
+    what: str = ""  # for op None: "lease", "transfer", "compact", "member-add", ...
 
 
 @dataclass(slots=True)
@@ -254,6 +292,7 @@ class Member:
     watches: list[LiveWatch] = field(default_factory=list)
     down_until: int = 0
     lead: int = 0
+    gone: bool = False  # removed from the cluster: never started again
 
 
 class ServerSimulation:
@@ -290,6 +329,13 @@ class ServerSimulation:
         self.client_rand = random.Random(self.rand.getrandbits(64))
         self.disk_rand = random.Random(self.rand.getrandbits(64))
         self.node_seeds = random.Random(self.rand.getrandbits(64))
+        # membership changes, compaction and keep-alives (see the module docstring)
+        self.extra_rand = random.Random((seed << 20) ^ 0x45585452)
+        self.recorder = HistoryRecorder()
+        self.compactions: set[int] = set()
+        self.granted: list[int] = []
+        # slots being added: slot -> tick by which the leader's member list should name it
+        self.adding: dict[int, int] = {}
         self.violations: list[Violation] = []
         self.revisions = RevisionWatch()
         self.ops: list[KvOp] = []
@@ -322,38 +368,47 @@ class ServerSimulation:
             "snapshots_sent": 0,
             "leases": 0,
             "transfers": 0,
+            "member_changes": 0,
+            "members_left": 0,
+            "watches_compacted": 0,
+            "compactions": 0,
+            "keepalives": 0,
             "revision": 0,
         }
         peers = {f"m{i}": [f"http://m{i}:2380"] for i in range(1, k.nodes + 1)}
         members = initial_members(peers)
-        cid = cluster_id(m.id for m in members)
+        self.cluster_id = cluster_id(m.id for m in members)
         by_name = {m.name: m for m in members}
         self.members: dict[int, Member] = {}
         self.slot_of: dict[int, int] = {}
         for slot in range(1, k.nodes + 1):
             m = by_name[f"m{slot}"]
-            cfg = NodeConfig(
-                member_id=m.id,
-                cluster_id=cid,
-                name=m.name,
-                peer_urls=m.peer_urls,
-                client_urls=(f"http://m{slot}:2379",),
-                initial_members=members,
-                tick_s=TICK_S,
-                election_ticks=k.election_ticks,
-                heartbeat_ticks=1,
-                snapshot_count=k.snapshot_count,
-                snapshot_catchup_entries=k.catchup_entries,
-                pre_vote=k.pre_vote,
-                request_timeout_s=3.0,
-                sync_backend_on_apply=k.sync_backend_on_apply,
-            )
             rate = 1.0 + self.fault_rand.uniform(-k.clock_drift, k.clock_drift)
-            mem = Member(slot, m.id, cfg)
+            mem = Member(slot, m.id, self._member_config(slot, m.id, members))
             mem.clock = DriftingClock(self.sched, rate, 1000.0 + 100.0 * slot)
             mem.tick_period = UNITS_PER_TICK + self.fault_rand.randint(-k.tick_skew, k.tick_skew)
             self.members[slot] = mem
             self.slot_of[m.id] = slot
+
+    def _member_config(self, slot: int, member_id: int, initial: Sequence[NodeMember] = ()) -> NodeConfig:
+        """`initial`: a new cluster's members; empty for a member joining after `member add`."""
+        k = self.knobs
+        return NodeConfig(
+            member_id=member_id,
+            cluster_id=self.cluster_id,
+            name=f"m{slot}",
+            peer_urls=(peer_url(slot),),
+            client_urls=(f"http://m{slot}:2379",),
+            initial_members=tuple(initial),
+            tick_s=TICK_S,
+            election_ticks=k.election_ticks,
+            heartbeat_ticks=1,
+            snapshot_count=k.snapshot_count,
+            snapshot_catchup_entries=k.catchup_entries,
+            pre_vote=k.pre_vote,
+            request_timeout_s=3.0,
+            sync_backend_on_apply=k.sync_backend_on_apply,
+        )
 
     # ---------------------------------------------------------------------------------------
     # running
@@ -405,6 +460,14 @@ class ServerSimulation:
             logger=self.node_logger,
         )
         mem.node = node
+        watch_sink = node.watchable.event_sink
+        slot = mem.slot
+
+        def tee(revision: int, events: Sequence[mvccpb.Event]) -> None:
+            self.recorder.record(self.sched.now, slot, revision, events)
+            watch_sink(revision, events)
+
+        node.kv.set_event_sink(tee)
         self._drive(mem)
         self._say(
             mem.slot,
@@ -427,6 +490,8 @@ class ServerSimulation:
             mem.lead = node.leader_id
             self._say(mem.slot, f"leader m{self.slot_of.get(node.leader_id, 0)} term={node.term}")
         self._current = None
+        if node.removed:
+            self._leave(mem, "applied its own removal")
 
     def _member_tick(self, slot: int) -> None:
         mem = self.members[slot]
@@ -451,13 +516,29 @@ class ServerSimulation:
         mem.fs.crash(self.disk_rand)
         if lose:
             mem.backend.power_cut()
+        self._abandon(mem, "member crashed")
+        mem.down_until = self.tick + self.fault_rand.randint(1, self.knobs.down_ticks_max)
+
+    def _abandon(self, mem: Member, why: str) -> None:
+        """The member's clients lose their connection: outcomes unknown, watches cancelled."""
         for _rid, p in sorted(mem.pending.items()):
             self._unknown(p)
         mem.pending.clear()
         for lw in mem.watches:
-            lw.record.canceled = "member crashed"
+            lw.record.canceled = why
         mem.watches.clear()
-        mem.down_until = self.tick + self.fault_rand.randint(1, self.knobs.down_ticks_max)
+
+    def _leave(self, mem: Member, why: str) -> None:
+        """The member is out of the cluster for good (the runtime stops a removed member)."""
+        if mem.gone:
+            return
+        mem.gone = True
+        self.stats["members_left"] += 1
+        self._say(mem.slot, f"leaves the cluster: {why}")
+        if mem.node is not None:
+            mem.node.stop()
+            mem.node = None
+        self._abandon(mem, "member removed")
 
     def _unknown(self, p: Pending) -> None:
         if p.op is not None and p.op.kind not in ("get", "sget"):
@@ -488,7 +569,7 @@ class ServerSimulation:
 
     def _deliver(self, frm: int, frm_incarnation: int, to: int, m: Message, db: list[bytes] | None) -> None:
         dest = self.members[to]
-        if dest.node is None:
+        if dest.node is None or dest.id != m.to:  # down, or the slot holds a new member now
             if db is not None:
                 self._snapshot_done(frm, frm_incarnation, m.to, False)
             return
@@ -514,6 +595,7 @@ class ServerSimulation:
         self.tick += 1
         self.sched.after(UNITS_PER_TICK, self._world_tick)
         self._drain_watches()
+        self._sync_membership()
         if self.phase == "chaos":
             self._faults()
             self._clients()
@@ -529,7 +611,7 @@ class ServerSimulation:
         k = self.knobs
         r = self.fault_rand
         for mem in self.members.values():
-            if mem.node is None and self.tick >= mem.down_until:
+            if mem.node is None and not mem.gone and self.tick >= mem.down_until:
                 self._say(mem.slot, "restart")
                 self._start(mem)
         if self.partitioned_until and self.tick >= self.partitioned_until:
@@ -553,15 +635,97 @@ class ServerSimulation:
             self._crash(r.choice(alive))
         if r.random() < k.transfer_rate:
             self._transfer_leader()
+        if self.extra_rand.random() < k.member_rate:
+            self._change_membership()
+
+    def _leader(self) -> Member | None:
+        leaders = [m for m in self._alive() if m.node is not None and m.node.is_leader]
+        return leaders[0] if leaders else None
 
     def _transfer_leader(self) -> None:
-        leaders = [m for m in self._alive() if m.node is not None and m.node.is_leader]
-        if not leaders:
+        mem = self._leader()
+        if mem is None:
             return
-        mem = leaders[0]
         target = self.fault_rand.choice([m for m in self.members.values() if m is not mem])
         self.stats["transfers"] += 1
-        self._submit(mem, None, "move_leader", target.id, Pending(None))
+        self._submit(mem, None, "move_leader", target.id, Pending(None, what="transfer"))
+
+    # ---------------------------------------------------------------------------------------
+    # membership
+
+    def _change_membership(self) -> None:
+        """One change asked of the leader: promote the learner, add a learner (a new slot, or a
+        removed member's slot re-added with an empty disk), or remove a member."""
+        leader = self._leader()
+        if leader is None or leader.node is None or self.adding:
+            return
+        node = leader.node
+        r = self.extra_rand
+        listed = node.members.sorted_members()
+        learners = [m for m in listed if m.is_learner]
+        voters = [m for m in listed if not m.is_learner]
+        x = r.random()
+        if learners and x < 0.5:
+            target = learners[0]
+            self._request(leader, f"promote {target.id:x}", lambda n: n.member_promote(target.id), "promote")
+        elif x < 0.75:
+            gone = [slot for slot, m in self.members.items() if m.gone]
+            if gone and r.random() < 0.5:
+                slot = r.choice(gone)
+            elif len(self.members) < MAX_SLOTS:
+                slot = max(self.members) + 1
+            else:
+                return
+            url = peer_url(slot)
+            if any(url in m.peer_urls for m in listed):
+                return  # its removal is not applied on the leader yet
+            if self._request(leader, f"add m{slot} as learner", lambda n: n.member_add([url], True), "add"):
+                self.adding[slot] = self.tick + 100
+        else:
+            candidates = learners + (voters if len(voters) > 3 else [])
+            if not candidates:
+                return
+            target = r.choice(candidates)
+            self._request(leader, f"remove {target.id:x}", lambda n: n.member_remove(target.id), "remove")
+
+    def _sync_membership(self) -> None:
+        """Members listed as removed leave; added members start once listed (see the docstring)."""
+        alive = [m.node for m in self.members.values() if m.node is not None]
+        removed = set().union(*(n.members.removed for n in alive)) if alive else set()
+        for mem in list(self.members.values()):
+            if not mem.gone and mem.id in removed:
+                self._leave(mem, "listed as removed")
+        for slot, deadline in sorted(self.adding.items()):
+            url = peer_url(slot)
+            new = {
+                m.id
+                for n in alive
+                for m in n.members.members.values()
+                if url in m.peer_urls and m.id not in self.slot_of and m.id not in removed
+            }
+            if new:
+                del self.adding[slot]
+                self._start_new_member(slot, min(new))
+            elif self.tick > deadline:
+                del self.adding[slot]
+                self._say(slot, "add never applied")
+
+    def _start_new_member(self, slot: int, member_id: int) -> None:
+        k = self.knobs
+        r = self.extra_rand
+        old = self.members.get(slot)
+        mem = Member(slot, member_id, self._member_config(slot, member_id))
+        rate = 1.0 + r.uniform(-k.clock_drift, k.clock_drift)
+        mem.clock = DriftingClock(self.sched, rate, 1000.0 + 100.0 * slot)
+        mem.tick_period = UNITS_PER_TICK + r.randint(-k.tick_skew, k.tick_skew)
+        self.members[slot] = mem
+        self.slot_of[member_id] = slot
+        self.revisions.forget(slot)
+        self.stats["member_changes"] += 1
+        self._say(slot, f"new member {member_id:x} (empty disk)")
+        self._start(mem)
+        if old is None:  # a re-used slot's tick loop runs on
+            self.sched.after(r.randint(1, UNITS_PER_TICK - 1), self._member_tick, slot)
 
     # ---------------------------------------------------------------------------------------
     # clients
@@ -575,8 +739,15 @@ class ServerSimulation:
         return b"v%d" % self.value_seq
 
     def _serving(self) -> list[Member]:
-        """Members a client can reach: up and recovered (as the runtime, which serves only then)."""
-        return [m for m in self.members.values() if m.node is not None and m.node.recovered]
+        """Members a client can reach: up and recovered (as the runtime, which serves only then),
+        and voters (etcd's learners refuse client requests)."""
+        out = []
+        for m in self.members.values():
+            if m.node is not None and m.node.recovered:
+                me = m.node.members.get(m.id)
+                if me is not None and not me.is_learner:
+                    out.append(m)
+        return out
 
     def _clients(self) -> None:
         k = self.knobs
@@ -592,6 +763,11 @@ class ServerSimulation:
             self._watch(r.choice(alive))
         if r.random() < k.lease_rate:
             self._lease(r.choice(alive))
+        x = self.extra_rand
+        if x.random() < k.compact_rate:
+            self._compact(x.choice(alive))
+        if x.random() < k.keepalive_rate:
+            self._keepalive()
 
     def _submit(self, mem: Member, op: KvOp | None, call: str, req: object, pending: Pending) -> None:
         """Call `node.<call>(req)` and track the request ID (a refusal is logged and dropped)."""
@@ -604,6 +780,41 @@ class ServerSimulation:
             return
         mem.pending[rid] = pending
         self._say(mem.slot, f"invoke {op.describe() if op else call}")
+
+    def _request(self, mem: Member, label: str, call: Callable[[Node], int], what: str) -> bool:
+        """A request that is not a KV op (membership, compaction); whether it was taken."""
+        assert mem.node is not None
+        try:
+            rid = call(mem.node)
+        except EtcdError as e:
+            self._say(mem.slot, f"refused {label}: {type(e).__name__}")
+            return False
+        mem.pending[rid] = Pending(None, what=what)
+        self._say(mem.slot, f"invoke {label}")
+        return True
+
+    def _compact(self, mem: Member) -> None:
+        x = self.extra_rand
+        assert mem.node is not None
+        rev = mem.node.kv.current_rev
+        target = x.randint(max(1, rev - 30), rev)
+        req = rpc.CompactionRequest(revision=target, physical=x.random() < 0.3)
+        self.compactions.add(target)
+        self.stats["compactions"] += 1
+        self._request(mem, f"compact {target} physical={req.physical}", lambda n: n.compact(req), "compact")
+
+    def _keepalive(self) -> None:
+        leader = self._leader()
+        if leader is None or leader.node is None or not self.granted:
+            return
+        lease = self.extra_rand.choice(self.granted[-8:])
+        self.stats["keepalives"] += 1
+        try:
+            resp = leader.node.lease_renew(lease)
+        except EtcdError as e:
+            self._say(leader.slot, f"keepalive {lease:x}: {type(e).__name__}")
+            return
+        self._say(leader.slot, f"keepalive {lease:x} ttl={resp.TTL}")
 
     def _write(self, mem: Member) -> None:
         r = self.client_rand
@@ -673,7 +884,11 @@ class ServerSimulation:
         key = b"L%d" % r.randrange(4)
         # The put follows once the grant is answered: a Pending without an op.
         self._submit(
-            mem, None, "lease_grant", rpc.LeaseGrantRequest(TTL=ttl), Pending(None, key, self._value())
+            mem,
+            None,
+            "lease_grant",
+            rpc.LeaseGrantRequest(TTL=ttl),
+            Pending(None, key, self._value(), what="lease"),
         )
 
     def _watch(self, mem: Member) -> None:
@@ -702,9 +917,16 @@ class ServerSimulation:
     def _drain_watches(self) -> None:
         for mem in self.members.values():
             for lw in mem.watches:
+                if mem.node is not None:
+                    lw.record.compacted_seen = mem.node.kv.compact_rev
                 for resp in lw.stream.drain():
                     if resp.canceled:
                         lw.record.canceled = resp.cancel_reason or "canceled"
+                        lw.record.compact_revision = resp.compact_revision
+                        if resp.compact_revision:
+                            self.stats["watches_compacted"] += 1
+                        else:  # nothing in the simulation asks the server to cancel a watch
+                            lw.record.unexpected_cancel = lw.record.canceled
                         continue
                     events = []
                     for e in resp.events:
@@ -725,12 +947,13 @@ class ServerSimulation:
         if p is None:
             return
         op = p.op
-        if op is None and not p.lease_key:  # a leader transfer
-            self._say(slot, f"move leader: {type(result).__name__}")
+        if op is None and p.what != "lease":  # leader transfer, membership, compaction
+            self._say(slot, f"{p.what}: {type(result).__name__}")
             return
         if op is None:  # a lease grant
             if isinstance(result, rpc.LeaseGrantResponse) and not result.error and mem.node is not None:
                 self.stats["leases"] += 1
+                self.granted.append(result.ID)
                 put = self._new_op("put", p.lease_key, mem)
                 put.value = p.lease_value
                 self._say(slot, f"lease {result.ID:x} ttl={result.TTL}")
@@ -780,7 +1003,7 @@ class ServerSimulation:
         self.partitioned_until = 0
         self._say(None, "liveness: heal, restart every member, clients stop")
         for mem in self.members.values():
-            if mem.node is None:
+            if mem.node is None and not mem.gone:
                 self._start(mem)
 
     def _pending_count(self) -> int:
@@ -796,7 +1019,7 @@ class ServerSimulation:
                 self._say(None, "every pending request completed or failed; probe")
             elif waited > 30 + 20 * self.knobs.election_ticks:
                 left = [
-                    p.op.describe() if p.op else "lease grant"
+                    p.op.describe() if p.op else p.what
                     for m in self.members.values()
                     for p in m.pending.values()
                 ]
@@ -845,14 +1068,14 @@ class ServerSimulation:
         self.stats["revision"] = rev
         hashes = {slot: (n.kv.current_rev, n.hash_kv(rev).hash) for slot, n in nodes.items()}
         self.violations.extend(check_hash_kv(hashes, now))
-        first = nodes[min(nodes)]
-        changes = [
-            Change(r, bytes(kv.key), None if is_delete else bytes(kv.value), int(kv.lease))
-            for r, is_delete, kv in first.kv.history(1, rev)
-        ]
-        final = FinalHistory(changes)
+        final, problems = self.recorder.final(rev, now)
+        self.violations.extend(problems)
+        for slot, n in nodes.items():
+            lo = n.kv.compact_rev + 1
+            held = [change_of(r, is_delete, kv) for r, is_delete, kv in n.kv.history(lo, rev)]
+            self.violations.extend(check_member_history(slot, held, final, (lo, rev), now))
         self.violations.extend(check_acked_writes(self.ops, final, now))
         kv_ops = [o for o in self.ops if o.key.startswith(b"k")]
         self.violations.extend(check_kv_history(kv_ops, final, now, self.lin_budget))
-        self.violations.extend(check_watches(self.watches, final, now))
-        self._say(None, f"final: revision {rev}, {len(changes)} changes, {len(self.ops)} ops checked")
+        self.violations.extend(check_watches(self.watches, final, now, self.compactions))
+        self._say(None, f"final: revision {rev}, {len(final.changes)} changes, {len(self.ops)} ops checked")
