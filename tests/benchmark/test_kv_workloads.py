@@ -114,13 +114,13 @@ def test_put_compacts_and_checks_hashkv(petcd_endpoint: str, run_json: Any) -> N
     doc = run_json(
         petcd_endpoint,
         "put",
-        "--total=60",
-        "--rate=200",
+        "--total=100",
+        "--rate=100",
         "--compact-interval=50ms",
         "--compact-index-delta=5",
         "--check-hashkv",
     )
-    assert doc["results"]["put"]["count"] == 60
+    assert doc["results"]["put"]["count"] == 100
     (note,) = doc["notes"]
     assert note.startswith("HashKV Summary:\n\tHashKV: ")
     assert f"\tEndpoint: {petcd_endpoint}\n" in note

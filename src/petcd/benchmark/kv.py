@@ -17,6 +17,7 @@ import asyncio
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Awaitable, Callable
 
@@ -113,11 +114,13 @@ async def _compact_every(ctx: ProcContext, interval_s: float, delta: int) -> Non
     get, compact = ctx.unary(0, RANGE), ctx.unary(0, COMPACT)
     while True:
         await asyncio.sleep(interval_s)
-        rev = pb.RangeResponse.FromString(
-            await get(pb.RangeRequest(key=b"foo").SerializeToString())
-        ).header.revision
-        if rev - delta > 0:
-            await compact(pb.CompactionRequest(revision=rev - delta).SerializeToString())
+        try:
+            raw = await get(pb.RangeRequest(key=b"foo").SerializeToString())
+            rev = pb.RangeResponse.FromString(raw).header.revision
+            if rev - delta > 0:
+                await compact(pb.CompactionRequest(revision=rev - delta).SerializeToString())
+        except CALL_ERRORS as err:  # e.g. nothing new to compact since the last time: try again later
+            print(f"compaction failed: {rpc_error_text(err)}", file=sys.stderr)
 
 
 async def _hashkv_summary(ctx: ProcContext) -> str:
