@@ -82,25 +82,32 @@ def test_regression(tmp_path: Path, seed: int, profile: str, fault: str, members
     _run(tmp_path, seed, profile, fault, members, SHORT_S * 2)
 
 
-@pytest.mark.timeout(300)
+@pytest.mark.timeout(600)
 def test_the_harness_catches_an_injected_bug(tmp_path: Path) -> None:
-    """Gets sent as serializable reads but recorded as linearizable: followers answer behind the
-    leader, and the checkers must say so on real processes (else a passing sweep means little)."""
-    cfg = RunConfig(
-        seed=1,
-        profile="etcd",
-        duration_s=SHORT_S,
-        faults=["partition"],
-        binary=default_binary(),
-        clients=3,
-        watchers=1,
-        report_root=str(tmp_path),
-        inject="stale-reads",
-    )
-    result = run(cfg)
-    assert not result.ok
-    assert any(v.startswith("linearizability") for v in result.violations), result.summary()
-    assert result.report_dir
-    kept = Path(result.report_dir)
+    """Gets sent as serializable reads but recorded as linearizable: a partitioned (or merely
+    lagging) member answers behind the others, and the checkers must say so on real processes
+    (else a passing sweep means little). Whether a stale read happens is up to timing, so up to
+    three seeds are tried; the first run catches it nearly always."""
+    caught = None
+    for seed in (1, 2, 3):
+        cfg = RunConfig(
+            seed=seed,
+            profile="etcd",
+            duration_s=SHORT_S * 1.5,
+            faults=["partition"],
+            binary=default_binary(),
+            clients=3,
+            watchers=1,
+            report_root=str(tmp_path),
+            inject="stale-reads",
+        )
+        result = run(cfg)
+        if any(v.startswith("linearizability") for v in result.violations):
+            caught = result
+            break
+        assert result.ok, result.summary()  # anything else found would be a real failure
+    assert caught is not None, "injected stale reads went unnoticed in three runs"
+    assert caught.report_dir and caught.failing_ops
+    kept = Path(caught.report_dir)
     assert (kept / "history.jsonl").stat().st_size > 0
     assert (kept / "report.json").exists() and (kept / "m0.etcd").is_dir()

@@ -82,6 +82,7 @@ class RunResult:
     seconds: float
     lin_seconds: float
     report_dir: str = ""
+    failing_ops: list[str] = field(default_factory=list)  # history lines of the ops named
     harness_errors: list[str] = field(default_factory=list)
 
     @property
@@ -99,6 +100,7 @@ class RunResult:
         lines += [f"  VIOLATION {v}" for v in self.violations[:20]]
         lines += [f"  UNKNOWN {v}" for v in self.unknown[:20]]
         lines += [f"  HARNESS {e}" for e in self.harness_errors]
+        lines += [f"  OP {line[:400]}" for line in self.failing_ops[:10]]
         if self.report_dir:
             lines.append(f"  report kept in {self.report_dir}")
         return "\n".join(lines)
@@ -323,6 +325,7 @@ def run(cfg: RunConfig) -> RunResult:
         shutil.rmtree(run_dir, ignore_errors=True)
     else:
         result.report_dir = str(run_dir)
+        result.failing_ops = _failing_ops(result.violations, history)
         write_history(str(run_dir / "history.jsonl"), history.operations)
         with open(run_dir / "cluster_history.jsonl", "w") as f:  # as read back from the cluster
             for change in capture.changes:
@@ -339,7 +342,7 @@ def run(cfg: RunConfig) -> RunResult:
                     "unknown": result.unknown,
                     "harness_errors": harness_errors,
                     "final_revision": final_rev,
-                    "failing_operations": _failing_ops(result.violations, history),
+                    "failing_operations": result.failing_ops,
                 },
                 f,
                 indent=1,
