@@ -7,6 +7,8 @@ every member agrees again.
 
 from __future__ import annotations
 
+import os
+import signal
 import struct
 import time
 from pathlib import Path
@@ -83,5 +85,26 @@ def test_isolated_leader_loses_leadership_and_heals(tmp_path: Path) -> None:
                 break
             time.sleep(0.3)
         assert _put(c, leader, b"after-heal-2"), "the healed member does not serve writes"
+    finally:
+        c.close()
+
+
+@pytest.mark.timeout(120)
+def test_an_exit_the_harness_did_not_ask_for_is_reported(tmp_path: Path) -> None:
+    c = Cluster(default_binary(), 1, tmp_path, seed=2)
+    try:
+        c.start_all()
+        m = c.members[0]
+        assert c.unexpected_exits() == []
+        assert m.proc is not None
+        os.kill(m.proc.pid, signal.SIGKILL)  # behind the harness's back, as a crash would be
+        m.proc.wait(timeout=10)
+        found = c.unexpected_exits()
+        assert len(found) == 1 and found[0].startswith("m0 exited with -9")
+        assert c.unexpected_exits() == []  # once
+        c.start(m)
+        assert c.wait_ready(m)
+        c.kill(m)  # asked for: no finding
+        assert c.unexpected_exits() == []
     finally:
         c.close()

@@ -84,6 +84,9 @@ class Member:
     proc: subprocess.Popen[bytes] | None = None
     paused: bool = False
     starts: int = 0
+    # The harness killed or stopped it, or armed a crashing failpoint: an exit is no finding.
+    exit_expected: bool = False
+    exit_reported: bool = False
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -198,6 +201,8 @@ class Cluster:
         log.close()
         m.starts += 1
         m.paused = False
+        m.exit_expected = False
+        m.exit_reported = False
 
     def _failpoint_env(self, m: Member) -> dict[str, str]:
         return {"GOFAIL_HTTP": f"127.0.0.1:{m.failpoint_port}"} if m.failpoint_port else {}
@@ -206,6 +211,8 @@ class Cluster:
         """Arm (term) or disarm (None) a failpoint of a running petcd member; whether it answered."""
         if not m.failpoint_port:
             return False
+        if term is not None and "panic" in term:
+            m.exit_expected = True
         req = urllib.request.Request(
             f"http://127.0.0.1:{m.failpoint_port}/{name}",
             data=None if term is None else term.encode(),
@@ -252,6 +259,7 @@ class Cluster:
     def kill(self, m: Member) -> None:
         if m.proc is None:
             return
+        m.exit_expected = True
         if m.paused:
             self.resume(m)
         with contextlib.suppress(ProcessLookupError):
@@ -261,6 +269,7 @@ class Cluster:
     def stop(self, m: Member, timeout_s: float = 15.0) -> None:
         if m.proc is None or not m.alive:
             return
+        m.exit_expected = True
         if m.paused:
             self.resume(m)
         m.proc.terminate()
@@ -268,6 +277,20 @@ class Cluster:
             m.proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             self.kill(m)
+
+    def unexpected_exits(self) -> list[str]:
+        """Members whose process ended without the harness asking (each reported once)."""
+        out = []
+        for m in self.members:
+            if m.proc is None or m.exit_expected or m.exit_reported:
+                continue
+            code = m.proc.poll()
+            if code is None:
+                continue
+            m.exit_reported = True
+            tail = m.log_path.read_bytes()[-600:].decode(errors="replace").strip().splitlines()[-3:]
+            out.append(f"{m.name} exited with {code} unasked; log ends: {' | '.join(tail)}")
+        return out
 
     def pause(self, m: Member) -> None:
         if m.alive and m.proc is not None:
@@ -351,6 +374,7 @@ class Cluster:
         if not others:
             return False
         cluster = rpc_pb2_grpc.ClusterStub(self.channel(others[0]))
+        m.exit_expected = True  # a removed member stops by itself
         try:
             cluster.MemberRemove(pb.MemberRemoveRequest(ID=m.member_id), timeout=10)
         except grpc.RpcError:

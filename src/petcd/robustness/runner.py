@@ -115,8 +115,15 @@ class RevisionMonitor(threading.Thread):
         self.clock = clock
         self.watch = RevisionWatch()
         self.stop = threading.Event()
+        self._lock = threading.Lock()
 
     def poll(self) -> None:
+        with self._lock:  # the runner polls too, at the end
+            self._poll()
+
+    def _poll(self) -> None:
+        for problem in self.cluster.unexpected_exits():
+            self.watch.violations.append(Violation("member-exit", self.clock.now_us(), problem))
         for m in self.cluster.members:
             st = self.cluster.status(m, timeout_s=1.0)
             if st is not None:
@@ -265,6 +272,7 @@ def run(cfg: RunConfig) -> RunResult:
             harness_errors.append(f"fault injector: {injector.error}")
         for c in clients:
             c.join(timeout=30)
+        monitor.poll()  # an exit nobody asked for, before the healing restarts the member
         injector.heal_all()
         log.note("healed")
         # Leases left would expire later and move the revision on under the final checks.
