@@ -145,3 +145,20 @@ def test_calls_fail_once_the_core_is_gone(member: SingleMember) -> None:
                 await fe.range(pb.RangeRequest(key=b"a"))
 
     asyncio.run(go())
+
+
+class OddError(EtcdError):
+    message = "etcdserver: odd"
+
+    def __init__(self) -> None:  # no message argument: unpickling would fail
+        super().__init__()
+
+
+def test_errors_cross_the_channel_by_message() -> None:
+    from petcd.runtime.channel import RemoteBug, _as_error
+    from petcd.server.errors import NotLeader
+
+    assert str(_as_error(OddError())) == "etcdserver: odd"
+    nl = _as_error(NotLeader(7))
+    assert isinstance(nl, NotLeader) and nl.leader == 7
+    assert isinstance(_as_error(ValueError("x")), RemoteBug)

@@ -155,12 +155,14 @@ class FrameWriter:
 
 
 def _as_error(e: BaseException) -> BaseException:
+    """What crosses for a failed call: the EtcdError itself when it survives a pickle round trip
+    (an error class whose constructor takes other arguments may not), else its message."""
     if isinstance(e, EtcdError):
         try:
-            pickle.dumps(e)
+            back = pickle.loads(pickle.dumps(e))
         except Exception:
             return EtcdError(str(e))
-        return e
+        return e if str(back) == str(e) else EtcdError(str(e))
     return RemoteBug(f"{type(e).__name__}: {e}")
 
 
