@@ -97,6 +97,8 @@ class RunResult:
             f"{self.seconds:.0f}s, lin check {self.lin_seconds:.1f}s)"
         )
         lines = [head]
+        injected = [what for _, what in self.events if not what.startswith(("cluster ready", "raft timing"))]
+        lines.append("  events: " + "; ".join(injected)[:600])
         lines += [f"  VIOLATION {v}" for v in self.violations[:20]]
         lines += [f"  UNKNOWN {v}" for v in self.unknown[:20]]
         lines += [f"  HARNESS {e}" for e in self.harness_errors]
