@@ -29,7 +29,8 @@ REF_ETCDCTL = "/usr/bin/etcdctl"
 OURS = [sys.executable, "-m", "petcd.cli.etcdctl"]
 # The server the tests start: the reference etcd by default; PETCD_CLI_TEST_SERVER=petcd runs
 # petcd's own server (`python -m petcd`, same flags) so the same tests check both tools against it.
-SERVER = [sys.executable, "-m", "petcd"] if os.environ.get("PETCD_CLI_TEST_SERVER") == "petcd" else [ETCD]
+PETCD_SERVER = os.environ.get("PETCD_CLI_TEST_SERVER") == "petcd"
+SERVER = [sys.executable, "-m", "petcd"] if PETCD_SERVER else [ETCD]
 
 needs_etcd = pytest.mark.skipif(
     not (os.path.exists(ETCD) and os.path.exists(REF_ETCDCTL)), reason="reference etcd/etcdctl not installed"
