@@ -15,6 +15,9 @@ Workloads (issue 7's targets):
     put-1       put --clients=1 --conns=1 --val-size=256            p50 latency, lower is better
     watch       watch: 10 streams x 100 watchers, 100 puts          events/s delivered
 
+``--repeat N`` runs every figure N times and keeps the best one: on a shared machine other work
+only ever slows a run down.
+
 Every process the script starts runs in its own session and is stopped (SIGTERM, then SIGKILL
 to its whole process group) when its turn ends, on errors and on Ctrl-C too. Every benchmark run
 has a timeout; a run that fails or times out shows as ``failed`` and the table goes on.
@@ -320,9 +323,9 @@ def measure(
             print("null server (do-nothing grpc.aio KV, 1 process)", file=sys.stderr)
             with null_server(base) as eps:
                 for w in null_loads(loads):
-                    figures.setdefault(f"null {w.name}", {})["null"] = figure(
-                        w, run_benchmark(eps, w, timeout_s)
-                    )
+                    figures.setdefault(f"null {w.name}", {})["null"] = best_of(
+                        args.repeat, eps, w, timeout_s
+                    )[1]
         for n in sizes:
             for v in servers:
                 print(f"{v.label}, {n} member(s)", file=sys.stderr)
@@ -330,13 +333,27 @@ def measure(
                 run_dir.mkdir()
                 with cluster(v.kind, n, run_dir, list(v.args)) as eps:
                     for w in loads:
-                        doc = run_benchmark(eps, w, timeout_s)
-                        value = figure(w, doc)
+                        doc, value = best_of(args.repeat, eps, w, timeout_s)
                         row = figures.setdefault(f"{n} {w.name}", {})
                         row[v.label] = value
                         row[f"{v.label} generator cores"] = generator_cores(doc)
                         print(f"    {w.name}: {fmt(w, value)}", file=sys.stderr)
     return figures
+
+
+def best_of(
+    repeat: int, endpoints: list[str], w: Workload, timeout_s: float
+) -> tuple[dict[str, Any] | None, float | None]:
+    """Run ``w`` ``repeat`` times; the best run (other work on a shared machine only slows runs down)."""
+    best: tuple[dict[str, Any] | None, float | None] = (None, None)
+    for _ in range(max(1, repeat)):
+        doc = run_benchmark(endpoints, w, timeout_s)
+        value = figure(w, doc)
+        if value is not None and (
+            best[1] is None or (value > best[1] if w.higher_is_better else value < best[1])
+        ):
+            best = (doc, value)
+    return best
 
 
 def null_loads(loads: list[Workload]) -> list[Workload]:
@@ -402,6 +419,7 @@ def main() -> int:
     parser.add_argument(
         "--frontends", default="0", help="petcd front-end process counts to compare, e.g. 0,1,2,4"
     )
+    parser.add_argument("--repeat", type=int, default=1, help="runs per figure, the best one kept")
     parser.add_argument("--no-null", action="store_true", help="skip the do-nothing server")
     parser.add_argument("--json", default="", help="also write every figure to this file")
     parser.add_argument("--timeout", type=float, default=0, help="seconds per benchmark run")
@@ -434,7 +452,8 @@ def main() -> int:
     print(f"\nMachine: {machine()}; {args.procs} benchmark process(es) on the same cores.")
     print(f"Load average (1 min) before/after: {load_before:.1f}/{load_after:.1f} (other work may share it).")
     print(
-        f"Totals: {total} requests per throughput run, {latency_total} for put-1; run took {elapsed:.0f} s."
+        f"Totals: {total} requests per throughput run, {latency_total} for put-1, best of {args.repeat} "
+        f"run(s); the whole compare took {elapsed:.0f} s."
     )
     if extra:
         print(f"petcd flags added: {' '.join(extra)}")
