@@ -12,6 +12,7 @@ import signal
 import struct
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import grpc
 import pytest
@@ -20,6 +21,7 @@ from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc
 from petcd.robustness.cluster import Cluster, default_binary
 from petcd.robustness.proxy import LinkRules, sender_of
+from petcd.robustness.runner import _member_log_problems
 
 UNKNOWN = -1
 
@@ -108,3 +110,19 @@ def test_an_exit_the_harness_did_not_ask_for_is_reported(tmp_path: Path) -> None
         assert c.unexpected_exits() == []
     finally:
         c.close()
+
+
+def test_a_traceback_in_a_member_log_is_reported(tmp_path: Path) -> None:
+    log = tmp_path / "m0.log"
+    log.write_text(
+        '{"level":"info","msg":"ready"}\n'
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in <module>\n'
+        "KeyError: 'lease'\n"
+    )
+    fake = SimpleNamespace(members=[SimpleNamespace(name="m0", log_path=log)])
+    found = _member_log_problems(fake, 0)  # type: ignore[arg-type]
+    assert [v.kind for v in found] == ["member-log"]
+    assert "KeyError: 'lease'" in found[0].detail
+    log.write_text('{"level":"info","msg":"ready"}\nfailpoint raftAfterSave panic: crashing the process\n')
+    assert _member_log_problems(fake, 0) == []  # type: ignore[arg-type]

@@ -2,8 +2,9 @@
 
 Each case is one run of the harness (a few seconds of traffic) that must end with no violation and
 no unknown verdict; the default sweep, with the regression runs and the self-test, stays within
-about three minutes on 2 cores. With PETCD_ROBUSTNESS_LONG=1 every profile runs under every fault for a minute each instead
-(`make robustness` runs the same sweep from the command line, with reports kept on failure).
+about three minutes on 2 cores. With PETCD_ROBUSTNESS_LONG=1 every profile runs under every fault
+for a minute each instead (`make robustness` runs the same sweep from the command line, with
+reports kept on failure).
 
 The regression cases are runs that once failed (seed, profile, fault), kept so they stay fixed.
 """

@@ -189,6 +189,26 @@ def _ranges(cluster: Cluster, revision: int) -> dict[str, tuple[int, list[tuple[
     return out
 
 
+def _member_log_problems(cluster: Cluster, now: int) -> list[Violation]:
+    """A Python traceback (or a Go panic) in a member's log: something broke inside it, even if
+    the member went on."""
+    out = []
+    for m in cluster.members:
+        try:
+            text = m.log_path.read_text(errors="replace")
+        except OSError:
+            continue
+        lines = text.splitlines()
+        for i, line in enumerate(lines):
+            if line.startswith(("Traceback (most recent call last)", "panic: ")):
+                end = next((j for j in range(i + 1, len(lines)) if not lines[j].startswith(" ")), i)
+                out.append(
+                    Violation("member-log", now, f"{m.name}: {line.strip()} ... {lines[end].strip()[:300]}")
+                )
+                break  # the first one per member is enough
+    return out
+
+
 def _lease_keys_left(cluster: Cluster, revision: int, now: int) -> list[Violation]:
     """Every lease was revoked before the final revision: no key may still carry one."""
     for m in cluster.members:
@@ -309,6 +329,7 @@ def run(cfg: RunConfig) -> RunResult:
         violations += outcome.violations
         violations += check_leases(history.operations, final, now)
         violations += _lease_keys_left(cluster, final_rev, now)
+        violations += _member_log_problems(cluster, now)
         violations += monitor.watch.violations
     except Exception as e:  # a harness failure keeps the evidence too
         harness_errors.append(f"{type(e).__name__}: {e}")
