@@ -282,3 +282,29 @@ def test_watch_response_header_below_its_events_is_a_violation() -> None:
     assert watch_kinds(s) == []
     s.headers = [2]
     assert watch_kinds(s) == ["watch"]
+
+
+def test_kubernetes_guarded_delete_projects_to_a_delete_or_a_read() -> None:
+    h = Rec()
+    req = pb.TxnRequest(
+        compare=[pb.Compare(key=A, target=pb.Compare.MOD, result=pb.Compare.EQUAL, mod_revision=2)],
+        success=[pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=A))],
+        failure=[pb.RequestOp(request_range=pb.RangeRequest(key=A))],
+    )
+    ok = pb.TxnResponse(
+        header=pb.ResponseHeader(revision=3),
+        succeeded=True,
+        responses=[pb.ResponseOp(response_delete_range=pb.DeleteRangeResponse(deleted=1))],
+    )
+    [d] = h.projector.txn(req, ok, 0, 10, 0)
+    assert (d.kind, d.deleted, d.revision) == ("delete", 1, 3)
+    kv = kv_pb2.KeyValue(key=A, value=b"new", mod_revision=3)
+    failed = pb.TxnResponse(
+        header=pb.ResponseHeader(revision=3),
+        succeeded=False,
+        responses=[pb.ResponseOp(response_range=pb.RangeResponse(kvs=[kv]))],
+    )
+    [g] = h.projector.txn(req, failed, 0, 10, 0)
+    assert (g.kind, g.found, g.found_mod, g.revision) == ("get", b"new", 3, 3)
+    [u] = h.projector.txn(req, None, 0, None, 0)
+    assert (u.kind, u.known) == ("delete", False)

@@ -211,6 +211,29 @@ class Projector:
                     revision=resp.header.revision,
                 )
             ]
+        guarded = _as_guarded_delete(req)
+        if guarded is not None:
+            # Kubernetes' delete: the compare is not modelled, what happened is: a delete at
+            # the txn's revision, or (compare failed) a read of the key there.
+            if resp is None:
+                return [self._op("delete", guarded, invoke, None, member)]
+            if resp.succeeded:
+                d = resp.responses[0].response_delete_range
+                return [
+                    self._op(
+                        "delete",
+                        guarded,
+                        invoke,
+                        ret,
+                        member,
+                        deleted=d.deleted,
+                        revision=resp.header.revision,
+                    )
+                ]
+            if ret is None:
+                return []
+            rr = _with_header(resp.responses[0].response_range, resp)
+            return self.range(pb.RangeRequest(key=guarded), rr, invoke, ret, member)
         if req.compare:
             return []  # other guarded txns are not projected (none in the profiles)
         group = self.history.next_group()
@@ -266,6 +289,27 @@ def _as_cas(req: pb.TxnRequest) -> tuple[bytes, int, bytes] | None:
     ):
         return None
     return c.key, c.mod_revision, op.request_put.value
+
+
+def _as_guarded_delete(req: pb.TxnRequest) -> bytes | None:
+    """The key, when `req` deletes one key if its mod_revision is as expected, else reads it."""
+    if len(req.compare) != 1 or len(req.success) != 1 or len(req.failure) != 1:
+        return None
+    c = req.compare[0]
+    op, other = req.success[0], req.failure[0]
+    if (
+        c.target != pb.Compare.MOD
+        or c.result != pb.Compare.EQUAL
+        or c.range_end
+        or op.WhichOneof("request") != "request_delete_range"
+        or op.request_delete_range.key != c.key
+        or op.request_delete_range.range_end
+        or other.WhichOneof("request") != "request_range"
+        or other.request_range.key != c.key
+        or other.request_range.range_end
+    ):
+        return None
+    return c.key
 
 
 def write_history(path: str, operations: Sequence[Operation]) -> None:

@@ -11,8 +11,8 @@ Profiles (weights are relative):
   grant/revoke, defragment (rare).
 * kubernetes: paginated list (limit; later pages at the first page's revision), get, create
   (txn: mod_revision == 0 -> put), optimistic update (txn: mod_revision == the one last seen ->
-  put), delete, events put with short leases; every client also keeps a watch on the prefix from
-  its list's revision + 1, with prev_kv and progress notifications, resumed after errors.
+  put), delete (txn: mod_revision == the one last seen -> delete), events put with short
+  leases. Watchers on the prefix start from a list's revision + 1 (as informers do).
 
 Watchers (`Watcher`) record each stream as a `WatchRecord` (petcd.sim.server_checker) plus the
 created/canceled flags and the progress notifications, so the checkers can judge the stream.
@@ -213,6 +213,23 @@ class Client(threading.Thread):
                 self.mods[key] = kvs[0].mod_revision if kvs else 0
         return resp
 
+    def guarded_delete(self, key: bytes, expect_mod: int) -> None:
+        """Kubernetes' delete: only if the key is still at the mod_revision last seen."""
+        req = pb.TxnRequest(
+            compare=[
+                pb.Compare(key=key, target=pb.Compare.MOD, result=pb.Compare.EQUAL, mod_revision=expect_mod)
+            ],
+            success=[pb.RequestOp(request_delete_range=pb.DeleteRangeRequest(key=key))],
+            failure=[pb.RequestOp(request_range=pb.RangeRequest(key=key))],
+        )
+        resp = self.txn(req, "delete")
+        if resp is not None:
+            if resp.succeeded:
+                self.mods[key] = 0
+            else:
+                kvs = resp.responses[0].response_range.kvs
+                self.mods[key] = kvs[0].mod_revision if kvs else 0
+
     def _lease_call(self, kind: str, call: Callable[[float], object], request: object) -> object | None:
         return self._call(kind, call, request, lambda r, i, o, m: [], write=True)
 
@@ -303,7 +320,7 @@ class Client(threading.Thread):
         elif choice == "update":
             self.cas(key, self.mods.get(key, 0), "update")
         elif choice == "delete":
-            self.delete(key)
+            self.guarded_delete(key, self.mods.get(key, 0))
         else:
             lease = self.leases[-1] if self.leases and r.random() < 0.8 else self.grant(r.choice((2, 5, 10)))
             if len(self.leases) > 4:
