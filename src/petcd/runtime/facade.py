@@ -367,6 +367,9 @@ class RuntimeFacade:
         return await self.call(lambda n: n.lease_leases())
 
     def _leader_stub(self, leader: int) -> pb_grpc.LeaseStub:
+        return pb_grpc.LeaseStub(self._leader_channel(leader))
+
+    def _leader_channel(self, leader: int) -> grpc.aio.Channel:
         urls = self._leader_client_urls(leader) if leader else []
         if not urls:
             raise NoLeader()
@@ -375,7 +378,7 @@ class RuntimeFacade:
         if ch is None:
             ch = grpc.aio.insecure_channel(target)
             self._channels[target] = ch
-        return pb_grpc.LeaseStub(ch)
+        return ch
 
     # --- cluster ----------------------------------------------------------------------------
 
@@ -395,7 +398,15 @@ class RuntimeFacade:
         return await self.call(lambda n: n.member_list())
 
     async def member_promote(self, req: pb.MemberPromoteRequest) -> pb.MemberPromoteResponse:
-        resp: pb.MemberPromoteResponse = await self.req(lambda n: n.member_promote(req.ID))
+        try:
+            resp: pb.MemberPromoteResponse = await self.req(lambda n: n.member_promote(req.ID))
+        except NotLeader as e:
+            # only the leader knows whether the learner is in sync (etcd: promoteMemberHTTP)
+            stub = pb_grpc.ClusterStub(self._leader_channel(e.leader))
+            try:
+                resp = await stub.MemberPromote(req, timeout=self.request_timeout_s)
+            except grpc.aio.AioRpcError as err:
+                raise EtcdError(err.details() or "") from None  # the leader's etcd error, as is
         return resp
 
     # --- maintenance ------------------------------------------------------------------------

@@ -33,7 +33,8 @@ request ID, or raises an EtcdError at once when the request is refused before ra
                                                    put/txn are checked against the quota first.
     put/delete_range/txn/compact/lease_grant/lease_revoke/alarm(req: rpc_pb2.XRequest) -> int
     member_add(peer_urls, is_learner) / member_remove(id) / member_update(id, peer_urls) /
-        member_promote(id) -> int                  MemberXResponse (header, members...)
+        member_promote(id) -> int                  MemberXResponse (header, members...);
+                                                   promote on the leader only (else NotLeader)
     move_leader(target_id) -> int                  MoveLeaderResponse once target leads
     read_index() -> int                            ReadIndexResult(index) once applied >= index
     linearizable_range(req: RangeRequest) -> int   RangeResponse, read after the read index
@@ -865,14 +866,17 @@ class Node:
         return self._propose_conf_change(ConfChangeType.UPDATE_NODE, ConfChangeContext(m))
 
     def member_promote(self, member: int) -> int:
-        """Promote a learner; on the leader only if it is in sync (etcd: match >= 90% of the leader's)."""
+        """Promote a learner, only if it is in sync (etcd: match >= 90% of the leader's). Only the
+        leader knows that: elsewhere NotLeader(leader), for the runtime to forward the request to
+        the leader (etcd's promoteMemberHTTP)."""
         self.members.validate_promote(member)
-        if self.is_leader:
-            prs = self.raw.raft.trk.progress
-            pr = prs.get(member)
-            own = prs.get(self.member_id)
-            if pr is not None and own is not None and pr.match < own.match * LEARNER_READY_PERCENT:
-                raise LearnerNotReady()
+        if not self.is_leader:
+            raise NotLeader(self.lead)
+        prs = self.raw.raft.trk.progress
+        pr = prs.get(member)
+        own = prs.get(self.member_id)
+        if pr is not None and own is not None and pr.match < own.match * LEARNER_READY_PERCENT:
+            raise LearnerNotReady()
         if self.config.strict_reconfig_check and not self.members.ready_to_promote():
             raise MemberNotEnoughStarted()
         m = self.members.get(member)
