@@ -289,8 +289,15 @@ class BidiStream:
             n = _U32.unpack_from(buf, pos + 1)[0]
             if len(buf) - pos - 5 < n:
                 break
-            self.on_message(bytes(buf[pos + 5 : pos + 5 + n]))
+            message = bytes(buf[pos + 5 : pos + 5 + n])
             pos += 5 + n
+            try:
+                self.on_message(message)
+            except Exception as err:  # the consumer's failure ends its stream, not the connection
+                self.conn.reset(self.sid)
+                self.fail(GrpcStatusError(INTERNAL, f"stream consumer failed: {err!r}"))
+                buf.clear()
+                return
         del buf[:pos]
 
     def end(self, status: int, message: str) -> None:
@@ -307,7 +314,7 @@ class BidiStream:
 
 
 class Connection(asyncio.Protocol):
-    """One HTTP/2 connection carrying concurrent unary gRPC calls."""
+    """One HTTP/2 connection carrying concurrent gRPC calls (unary, and streams)."""
 
     def __init__(self, authority: str) -> None:
         self.authority = authority
