@@ -274,39 +274,39 @@ def _with_header(msg: Any, resp: pb.TxnResponse | None) -> Any:
     return msg
 
 
-def _as_cas(req: pb.TxnRequest) -> tuple[bytes, int, bytes] | None:
-    """(key, expected mod_revision, value) when `req` is a compare-and-set on one key."""
+def _mod_guard(req: pb.TxnRequest) -> tuple[pb.Compare, pb.RequestOp] | None:
+    """(the compare, the one success op) when `req` is guarded by one key's mod_revision."""
     if len(req.compare) != 1 or len(req.success) != 1:
         return None
     c = req.compare[0]
-    op = req.success[0]
-    if (
-        c.target != pb.Compare.MOD
-        or c.result != pb.Compare.EQUAL
-        or c.range_end
-        or op.WhichOneof("request") != "request_put"
-        or op.request_put.key != c.key
-    ):
+    if c.target != pb.Compare.MOD or c.result != pb.Compare.EQUAL or c.range_end:
+        return None
+    return c, req.success[0]
+
+
+def _as_cas(req: pb.TxnRequest) -> tuple[bytes, int, bytes] | None:
+    """(key, expected mod_revision, value) when `req` is a compare-and-set on one key."""
+    guard = _mod_guard(req)
+    if guard is None:
+        return None
+    c, op = guard
+    if op.WhichOneof("request") != "request_put" or op.request_put.key != c.key:
         return None
     return c.key, c.mod_revision, op.request_put.value
 
 
 def _as_guarded_delete(req: pb.TxnRequest) -> bytes | None:
     """The key, when `req` deletes one key if its mod_revision is as expected, else reads it."""
-    if len(req.compare) != 1 or len(req.success) != 1 or len(req.failure) != 1:
+    guard = _mod_guard(req)
+    if guard is None or len(req.failure) != 1:
         return None
-    c = req.compare[0]
-    op, other = req.success[0], req.failure[0]
+    c, op = guard
+    other = req.failure[0]
+    delete, read = op.request_delete_range, other.request_range
     if (
-        c.target != pb.Compare.MOD
-        or c.result != pb.Compare.EQUAL
-        or c.range_end
-        or op.WhichOneof("request") != "request_delete_range"
-        or op.request_delete_range.key != c.key
-        or op.request_delete_range.range_end
+        op.WhichOneof("request") != "request_delete_range"
         or other.WhichOneof("request") != "request_range"
-        or other.request_range.key != c.key
-        or other.request_range.range_end
+        or (delete.key, delete.range_end, read.key, read.range_end) != (c.key, b"", c.key, b"")
     ):
         return None
     return c.key
