@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
+from cluster_ops import add_member
 from test_tutorial import (
     Member,
     etcdctl,
@@ -48,11 +49,7 @@ def test_force_new_cluster_after_losing_the_cluster(tmp_path: Path, members: lis
     client, peer = free_ports(2)
     new = Member("etcd4", tmp_path, client, peer)
     members.append(new)
-    printed = etcdctl(url, "member", "add", new.name, f"--peer-urls={new.peer_url}")
-    etcd_env = {
-        k: v.strip('"')
-        for k, v in (line.split("=", 1) for line in printed.splitlines() if line.startswith("ETCD_"))
-    }
+    etcd_env = add_member(url, new)
     assert etcd_env["ETCD_INITIAL_CLUSTER_STATE"] == "existing"
     new.start("", etcd_env=etcd_env)
     wait_ready([new])

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import grpc
+from cluster_ops import add_member, member_id
 from test_tutorial import (
     Member,
     endpoint_status,
@@ -71,20 +72,10 @@ def test_add_promote_remove_while_writes_run(tmp_path: Path, members: list[Membe
 
     with Writer(stay.client_url.split("://", 1)[1]) as writer:
         wait_for(lambda: len(writer.acked) >= 20, 15.0, "writes to start")
-        printed = etcdctl(
-            stay.client_url, "member", "add", new.name, f"--peer-urls={new.peer_url}", "--learner"
-        )
-        env = {
-            k: v.strip('"')
-            for k, v in (line.split("=", 1) for line in printed.splitlines() if line.startswith("ETCD_"))
-        }
+        env = add_member(stay.client_url, new, learner=True)
         new.start("", etcd_env=env)
         wait_ready([new])
-        new_id = next(
-            r.split(", ")[0]
-            for r in etcdctl(stay.client_url, "member", "list").splitlines()
-            if f", {new.name}, " in r
-        )
+        new_id = member_id(stay.client_url, new)
 
         def promoted() -> bool:
             out = etcdctl(stay.client_url, "member", "promote", new_id, check=False, stderr=True)

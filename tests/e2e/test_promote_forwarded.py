@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cluster_ops import add_member, member_id
 from test_tutorial import (
     Member,
     endpoint_status,
@@ -36,23 +37,13 @@ def test_promote_through_a_follower_checks_the_learner_on_the_leader(
     client, peer = free_ports(2)
     learner = Member("etcd3", tmp_path, client, peer)
     members.append(learner)
-    printed = etcdctl(
-        follower.client_url, "member", "add", learner.name, f"--peer-urls={learner.peer_url}", "--learner"
-    )
-    learner_id = next(
-        r.split(", ")[0]
-        for r in etcdctl(follower.client_url, "member", "list").splitlines()
-        if r.endswith(", true")
-    )
+    etcd_env = add_member(follower.client_url, learner, learner=True)
+    learner_id = member_id(follower.client_url, learner)
 
     # not started: far behind the leader, whichever member is asked
     out = etcdctl(follower.client_url, "member", "promote", learner_id, check=False, stderr=True)
     assert NOT_IN_SYNC in out, out
 
-    etcd_env = {
-        k: v.strip('"')
-        for k, v in (line.split("=", 1) for line in printed.splitlines() if line.startswith("ETCD_"))
-    }
     learner.start("", etcd_env=etcd_env)
     wait_ready([learner])
     last: list[str] = []
