@@ -2,7 +2,24 @@
 
 from __future__ import annotations
 
-from petcd.benchmark.h2 import HpackDecoder, huffman_decode, request_header_block
+import asyncio
+
+import pytest
+
+from petcd.benchmark.h2 import (
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    GOAWAY,
+    HEADERS,
+    SETTINGS,
+    Connection,
+    GrpcStatusError,
+    HpackDecoder,
+    frame,
+    huffman_decode,
+    request_header_block,
+)
 
 
 def test_huffman_decodes_the_rfc_example() -> None:
@@ -47,3 +64,87 @@ def test_request_block_round_trips_through_the_decoder() -> None:
         (b"te", b"trailers"),
         (b"token", b"t0k"),
     ]
+
+
+def _lit(name: bytes, value: bytes) -> bytes:
+    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
+
+
+def _msg(payload: bytes) -> bytes:
+    return b"\x00" + len(payload).to_bytes(4, "big") + payload
+
+
+class _Transport(asyncio.Transport):
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent = bytearray()
+        self.closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.sent += data
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_connection_speaks_unary_and_streams_over_frames() -> None:
+    async def scenario() -> None:
+        conn = Connection("h:1")
+        transport = _Transport()
+        conn.connection_made(transport)
+        assert bytes(transport.sent).startswith(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        conn.data_received(frame(SETTINGS, 0, 0, b""))
+        await conn.ready
+
+        ok = conn.call(request_header_block("h:1", "/x"), b"req")
+        bad = conn.call(request_header_block("h:1", "/x"), b"req")
+        await asyncio.sleep(0)  # the frames leave in one write
+        assert b"req" in transport.sent
+        ok_trailers = _lit(b"grpc-status", b"0")
+        bad_trailers = _lit(b"grpc-status", b"3") + _lit(b"grpc-message", b"no%20key")
+        # the response of stream 1 split across reads; stream 3 ends with trailers only
+        wire = (
+            frame(HEADERS, END_HEADERS, 1, b"\x88")
+            + frame(DATA, 0, 1, _msg(b"resp"))
+            + frame(HEADERS, END_HEADERS | END_STREAM, 1, ok_trailers)
+            + frame(
+                HEADERS,
+                END_HEADERS | END_STREAM,
+                3,
+                _lit(b"grpc-status", b"3") + _lit(b"grpc-message", b"no%20key"),
+            )
+        )
+        conn.data_received(wire[:7])
+        conn.data_received(wire[7:])
+        assert await ok == b"resp"
+        with pytest.raises(GrpcStatusError, match="code = InvalidArgument desc = no key"):
+            await bad
+
+        seen: list[bytes] = []
+
+        def consumer(m: bytes) -> None:
+            if m == b"poison":
+                raise ValueError("bad message")
+            seen.append(m)
+
+        good = conn.open_stream(request_header_block("h:1", "/w"), seen.append)
+        failing = conn.open_stream(request_header_block("h:1", "/w"), consumer)
+        conn.data_received(frame(DATA, 0, good.sid, _msg(b"a") + _msg(b"b")[:3]))
+        conn.data_received(
+            frame(DATA, 0, good.sid, _msg(b"b")[3:]) + frame(DATA, 0, failing.sid, _msg(b"poison"))
+        )
+        assert seen == [b"a", b"b"]
+        with pytest.raises(GrpcStatusError, match="stream consumer failed"):
+            await failing.closed
+        conn.data_received(frame(DATA, 0, good.sid, _msg(b"c")))  # the connection goes on
+        assert seen == [b"a", b"b", b"c"]
+        conn.data_received(frame(GOAWAY, 0, 0, (0).to_bytes(4, "big") + (0).to_bytes(4, "big")))
+        with pytest.raises(GrpcStatusError, match="GOAWAY"):
+            await good.closed
+        with pytest.raises(GrpcStatusError, match="GOAWAY"):
+            await conn.call(request_header_block("h:1", "/x"), b"late")
+
+    asyncio.run(scenario())
