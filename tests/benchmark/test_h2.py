@@ -110,12 +110,7 @@ def test_connection_speaks_unary_and_streams_over_frames() -> None:
             frame(HEADERS, END_HEADERS, 1, b"\x88")
             + frame(DATA, 0, 1, _msg(b"resp"))
             + frame(HEADERS, END_HEADERS | END_STREAM, 1, ok_trailers)
-            + frame(
-                HEADERS,
-                END_HEADERS | END_STREAM,
-                3,
-                _lit(b"grpc-status", b"3") + _lit(b"grpc-message", b"no%20key"),
-            )
+            + frame(HEADERS, END_HEADERS | END_STREAM, 3, bad_trailers)
         )
         conn.data_received(wire[:7])
         conn.data_received(wire[7:])
