@@ -73,3 +73,13 @@ def test_force_new_cluster_after_losing_the_cluster(tmp_path: Path, members: lis
         15.0,
         "the restarted survivor to serve",
     )
+
+    # an old member restarted on its old data is told it was removed, and goes; the cluster stays
+    old = ms[0]
+    old.start(initial)
+    assert old.proc is not None
+    old.proc.wait(30)
+    assert "the member has been permanently removed from the cluster" in old.log_text()
+    assert etcdctl(url, "put", "still", "fine") == "OK\n"
+    rows = etcdctl(url, "member", "list").splitlines()
+    assert sorted(r.split(", ")[2] for r in rows) == [survivor.name, new.name]
