@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 import pytest
+from servers import free_ports
 
 from petcd.benchmark.cli import main
 from petcd.benchmark.kv import human_bytes, varint_key
@@ -136,3 +137,17 @@ def test_human_bytes_is_go_humanizes() -> None:
         "4.3 MB",
         "83 MB",
     ]
+
+
+def test_target_leader_picks_the_leader(petcd_endpoint: str, run_json: Any) -> None:
+    (dead,) = free_ports(1)
+    doc = run_json(
+        f"127.0.0.1:{dead},{petcd_endpoint}",
+        "--target-leader",
+        "--dial-timeout=1s",
+        "range",
+        "k",
+        "--total=3",
+    )
+    assert doc["endpoints"] == [petcd_endpoint]
+    assert doc["results"]["range"]["count"] == 3

@@ -3,7 +3,7 @@
     petcd-benchmark [global flags] COMMAND [flags]
 
 Global flags are etcd's (``--endpoints --clients --conns --precise --sample --cacert --cert --key
---user --dial-timeout``) plus ``--procs N`` (load processes; see ``runner``), ``--transport
+--user --dial-timeout --target-leader``) plus ``--procs N`` (load processes; see ``runner``), ``--transport
 h2|grpc`` (petcd's own HTTP/2 client, or grpcio) and ``--output text|json`` (``-w``): ``json``
 prints one JSON object instead of etcd's text report, with the generator's CPU per request. Like
 cobra's persistent flags they may stand before or after the command name.
@@ -17,6 +17,7 @@ the generator's ceiling).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -24,7 +25,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from petcd.benchmark.report import Formatter, to_json
-from petcd.benchmark.runner import CALL_ERRORS, GlobalOptions, LoadError, RunResult, run_workload
+from petcd.benchmark.runner import (
+    CALL_ERRORS,
+    GlobalOptions,
+    LoadError,
+    RunResult,
+    leader_endpoint,
+    run_workload,
+)
 
 
 def _duration_s(text: str) -> float:
@@ -65,6 +73,9 @@ def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     g.add_argument("--cert", default=d(""), help="identify the TLS client using this certificate file")
     g.add_argument("--key", dest="tls_key", default=d(""), help="identify the TLS client using this key file")
     g.add_argument("--user", default=d(""), help="username:password for authentication")
+    g.add_argument(
+        "--target-leader", action="store_true", default=d(False), help="connect only to the leader node"
+    )
     g.add_argument(
         "--transport",
         choices=("h2", "grpc"),
@@ -287,6 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         name = "mvcc put"
     else:
         total, rate = _total_and_rate(args)
+        if args.target_leader:
+            try:
+                opts = dataclasses.replace(opts, endpoints=(leader_endpoint(opts),))
+            except LoadError as err:
+                print(f"benchmark failed: {err}", file=sys.stderr)
+                return 1
 
         def handler() -> RunResult:
             return run_workload(args.command, opts, args, total, rate)

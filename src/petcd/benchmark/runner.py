@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import importlib
 import math
 import multiprocessing
@@ -444,6 +445,31 @@ def _child(  # noqa: PLR0917 - a Process target takes positional arguments
 
 class LoadError(RuntimeError):
     """A load process failed; the message carries its traceback."""
+
+
+async def _find_leader(opts: GlobalOptions) -> str:
+    from petcd.pb.etcdserverpb import rpc_pb2 as pb
+
+    for endpoint in opts.endpoints:
+        one = dataclasses.replace(opts, endpoints=(endpoint,))
+        ctx = ProcContext(
+            one, Share(index=0, procs=1, clients=1, conns=1, conn_offset=0, lo=0, hi=0, rate=0.0)
+        )
+        try:
+            await ctx.connect()
+            status = pb.StatusResponse.FromString(await ctx.unary(0, "/etcdserverpb.Maintenance/Status")(b""))
+        except (*CALL_ERRORS, OSError, TimeoutError):
+            continue
+        finally:
+            await ctx.close()
+        if status.leader and status.leader == status.header.member_id:
+            return endpoint
+    raise LoadError("no endpoint is the leader (--target-leader)")
+
+
+def leader_endpoint(opts: GlobalOptions) -> str:
+    """The endpoint whose member is the raft leader (etcd's --target-leader)."""
+    return asyncio.run(_find_leader(opts))
 
 
 def merge(parts: Sequence[RunResult]) -> RunResult:
