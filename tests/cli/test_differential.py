@@ -284,7 +284,7 @@ def test_endpoint_status_36(etcd_pair: Pair) -> None:
     b = etcd_pair.ref("endpoint", "status", "-w", "json").out
     a = re.sub(rb',"storageVersion":"[^"]*"|,"dbSizeQuota":\d+|,"downgradeInfo":\{[^}]*\}', b"", a)
     strip = re.compile(
-        rb'"Endpoint":"[^"]+"|"dbSize":\d+|"raftIndex":\d+|"raftAppliedIndex":\d+|"revision":\d+'
+        rb'"Endpoint":"[^"]+"|"dbSize":\d+|"dbSizeInUse":\d+|"raftIndex":\d+|"raftAppliedIndex":\d+|"revision":\d+'
     )
     assert strip.sub(b"", a) == strip.sub(b"", b)
 
@@ -388,6 +388,10 @@ def test_lease_commands(etcd_pair: Pair) -> None:
         ("lease", "timetolive"),
         ("lease", "grant"),
         ("lease", "grant", "x"),
+        ("lease", "timetolive", "ID", "-w", "protobuf"),
+        ("lease", "list", "-w", "protobuf"),
+        ("lease", "keep-alive", "--once", "ID", "-w", "protobuf"),
+        ("lease", "revoke", "ID", "-w", "protobuf"),  # revokes, then cannot print (exit 4)
         ("lease", "revoke", "ID", "-w", "json"),
         ("lease", "revoke", "ID"),
         ("lease", "timetolive", "ID"),

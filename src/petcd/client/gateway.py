@@ -193,4 +193,7 @@ def _error_from(status: int, data: bytes, path: str) -> ClientError:
         return ClientError(data.decode("utf-8", "replace").strip() or f"HTTP {status}", UNKNOWN)
     message = obj.get("message") or obj.get("error") or f"HTTP {status}"
     code = obj.get("code", UNKNOWN)
-    return ClientError(str(message), int(code) if isinstance(code, int) else UNKNOWN)
+    code = int(code) if isinstance(code, int) else UNKNOWN
+    from petcd.client.rpctypes import status_text
+
+    return ClientError(status_text(code, str(message)), code)

@@ -61,7 +61,9 @@ def map_error(err: grpc.RpcError) -> ClientError:
         return DeadlineExceeded()
     if code == grpc.StatusCode.CANCELLED and not details:
         return ClientError("context canceled", 1)
-    return ClientError(details or code.name.lower(), int(code.value[0]))
+    from petcd.client.rpctypes import status_text
+
+    return ClientError(status_text(int(code.value[0]), details), int(code.value[0]))
 
 
 class GrpcClient:

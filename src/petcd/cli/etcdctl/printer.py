@@ -237,6 +237,14 @@ class Printer:
             self._lease_go(resp, {"ID": lid, "TTL": ttl, "Error": str(resp.get("error", ""))})
 
     def revoke(self, lease_id: int, resp: JsonDict) -> None:
+        if self.fmt == "protobuf":
+            # clientv3.LeaseRevokeResponse is a type defined over the pb message, without its
+            # methods: etcdctl cannot marshal it and says so, printing the value with %v
+            header = go_shape("ResponseHeader", resp.get("header", {}))
+            text = "".join(f"{k}:{v} " for k, v in header.items())
+            raise CtlError(
+                EXIT_BAD_FEATURE, f"marshal unsupported for type clientv3.LeaseRevokeResponse ({{{text}}})"
+            )
         if self._rpc("LeaseRevokeResponse", resp):
             return
         if self.fmt == "fields":
