@@ -23,6 +23,7 @@ from petcd.backend.memory import MemoryBackend
 from petcd.errors import EtcdError
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.runtime.channel import CoreChannelServer, CoreClient, runtime_state
+from petcd.runtime.fast_channel import FastChannelServer
 from petcd.runtime.frontend_facade import FrontendFacade
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "api"))
@@ -47,19 +48,24 @@ class ReadOnlyView:
 
 
 @asynccontextmanager
-async def frontend(member: SingleMember) -> AsyncIterator[tuple[FrontendFacade, CoreChannelServer]]:
+async def frontend(
+    member: SingleMember, fast_path: bool = True
+) -> AsyncIterator[tuple[FrontendFacade, CoreChannelServer]]:
     core = member.facade()
     channel = CoreChannelServer(core, runtime_state(core))
     # unix socket paths are short (108 bytes): not under pytest's deep tmp_path
     with tempfile.TemporaryDirectory(prefix="petcd-t-") as d:
         path = str(Path(d) / "core.sock")
         await channel.listen(path)
-        client = await CoreClient.connect(path, timeout_s=5.0)
+        fast = FastChannelServer(member.loop, path + ".fast") if fast_path else None
+        client = await CoreClient.connect(path, timeout_s=5.0, fast_path=path + ".fast" if fast else None)
         try:
             yield FrontendFacade(client, ReadOnlyView(member.backend), request_timeout_s=5.0), channel
         finally:
             await client.close()
             await channel.close()
+            if fast is not None:
+                fast.close()
             await core.close()
 
 
@@ -75,10 +81,11 @@ def test_runtime_facade_keeps_the_contract(member: SingleMember, check: Check) -
     asyncio.run(go())
 
 
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "channel-only"])
 @pytest.mark.parametrize("check", CHECKS, ids=[c.__name__ for c in CHECKS])
-def test_frontend_facade_keeps_the_contract(member: SingleMember, check: Check) -> None:
+def test_frontend_facade_keeps_the_contract(member: SingleMember, check: Check, fast_path: bool) -> None:
     async def go() -> None:
-        async with frontend(member) as (fe, _):
+        async with frontend(member, fast_path) as (fe, _):
             await check(fe)
 
     asyncio.run(go())
@@ -155,10 +162,10 @@ class OddError(EtcdError):
 
 
 def test_errors_cross_the_channel_by_message() -> None:
-    from petcd.runtime.channel import RemoteBug, _as_error
+    from petcd.runtime.channel import RemoteBug, as_error
     from petcd.server.errors import NotLeader
 
-    assert str(_as_error(OddError())) == "etcdserver: odd"
-    nl = _as_error(NotLeader(7))
+    assert str(as_error(OddError())) == "etcdserver: odd"
+    nl = as_error(NotLeader(7))
     assert isinstance(nl, NotLeader) and nl.leader == 7
-    assert isinstance(_as_error(ValueError("x")), RemoteBug)
+    assert isinstance(as_error(ValueError("x")), RemoteBug)

@@ -41,6 +41,7 @@ from petcd.gateway.listeners import ClientListeners
 from petcd.gateway.metrics import EtcdMetrics
 from petcd.runtime.channel import CoreChannelServer, CoreClient, runtime_state
 from petcd.runtime.facade import RuntimeFacade
+from petcd.runtime.fast_channel import FastChannelServer
 from petcd.runtime.frontend_facade import FrontendFacade
 
 log = logging.getLogger("petcd.frontend")
@@ -58,6 +59,7 @@ class FrontendSpec:
     max_request_bytes: int = 1536 * 1024
     election_timeout_s: float = 1.0
     request_timeout_s: float = 7.0
+    fast_socket: str = ""  # petcd.runtime.fast_channel's socket ("": everything on `socket`)
 
     def to_json(self) -> str:
         d: dict[str, Any] = dict(self.__dict__)
@@ -85,13 +87,19 @@ class FrontendPool:
         self.facade = facade
         self.n = n
         self._dir = tempfile.mkdtemp(prefix="petcd-fe-")  # 0700: only this user reaches the socket
-        self.spec = replace(spec, socket=os.path.join(self._dir, "core.sock"))
+        self.spec = replace(
+            spec,
+            socket=os.path.join(self._dir, "core.sock"),
+            fast_socket=os.path.join(self._dir, "fast.sock"),
+        )
         self.channel = CoreChannelServer(facade, runtime_state(facade))
+        self.fast: FastChannelServer | None = None
         self.procs: list[subprocess.Popen[bytes]] = []
 
     async def start(self, timeout_s: float = 60.0) -> None:
         """Start every front-end; returns once each one listens on the client URLs."""
         await self.channel.listen(self.spec.socket)
+        self.fast = FastChannelServer(self.facade.loop, self.spec.fast_socket)
         for _ in range(self.n):
             self.procs.append(subprocess.Popen(command(self.spec)))
         ready: set[int] = set()
@@ -131,11 +139,13 @@ class FrontendPool:
                 p.kill()
                 p.wait()
         await self.channel.close()
+        if self.fast is not None:
+            self.fast.close()
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
 async def serve(spec: FrontendSpec) -> int:
-    client = await CoreClient.connect(spec.socket)
+    client = await CoreClient.connect(spec.socket, fast_path=spec.fast_socket or None)
     backend = LmdbBackend(spec.db, spec.quota_bytes, read_only=True)
     facade = FrontendFacade(client, backend, request_timeout_s=spec.request_timeout_s)
     options = ApiOptions(

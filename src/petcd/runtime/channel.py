@@ -81,7 +81,7 @@ WATCH_OPS = frozenset({"create", "cancel", "request_progress", "close"})
 
 # Calls that are one Node request each: answered from a callback on the Node's future, with no
 # task per call (the hot path of writes and linearizable reads from front-ends).
-_DIRECT: dict[str, Callable[..., Callable[[Node], int]]] = {
+DIRECT: dict[str, Callable[..., Callable[[Node], int]]] = {
     "put": lambda req: lambda n: n.put(req),
     "delete_range": lambda req: lambda n: n.delete_range(req),
     "txn": lambda req: lambda n: n.txn(req),
@@ -154,7 +154,7 @@ class FrameWriter:
             self._writer.close()
 
 
-def _as_error(e: BaseException) -> BaseException:
+def as_error(e: BaseException) -> BaseException:
     """What crosses for a failed call: the EtcdError itself when it survives a pickle round trip
     (an error class whose constructor takes other arguments may not), else its message."""
     if isinstance(e, EtcdError):
@@ -228,7 +228,7 @@ class _CoreConn:
         kind = msg[0]
         if kind == "call":
             _, cid, method, args = msg
-            direct = _DIRECT.get(method)
+            direct = DIRECT.get(method)
             if direct is not None:
                 fut = self.facade.request_future(direct(*args))
                 fut.add_done_callback(functools.partial(self._reply, cid))
@@ -251,7 +251,7 @@ class _CoreConn:
             return
         exc = fut.exception()
         if exc is not None:
-            self.out.send(("err", cid, _as_error(exc)))
+            self.out.send(("err", cid, as_error(exc)))
             return
         result = fut.result()
         self.out.send(("ok", cid, result.index if isinstance(result, ReadIndexResult) else result))
@@ -265,7 +265,7 @@ class _CoreConn:
         except BaseException as e:  # every failure goes back to the caller
             if isinstance(e, asyncio.CancelledError):
                 raise
-            self.out.send(("err", cid, _as_error(e)))
+            self.out.send(("err", cid, as_error(e)))
             return
         self.out.send(("ok", cid, result))
 
@@ -278,7 +278,7 @@ class _CoreConn:
         except BaseException as e:
             if isinstance(e, asyncio.CancelledError):
                 raise
-            self.out.send(("err", cid, _as_error(e)))
+            self.out.send(("err", cid, as_error(e)))
             return
         self.out.send(("ok", cid, result))
 
@@ -343,31 +343,40 @@ class CoreClient:
         self._have_state = asyncio.Event()
         self.closed = asyncio.Event()
         self._task = asyncio.ensure_future(self._run())
+        self._fast_out: FrameWriter | None = None
+        self._fast_task: asyncio.Future[None] | None = None
 
     @classmethod
-    async def connect(cls, path: str, timeout_s: float = 30.0) -> CoreClient:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while True:
-            try:
-                reader, writer = await asyncio.open_unix_connection(path)
-            except (FileNotFoundError, ConnectionRefusedError):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise
-                await asyncio.sleep(0.05)
-                continue
-            client = cls(reader, writer)
-            await asyncio.wait_for(client._have_state.wait(), timeout_s)
-            return client
+    async def connect(cls, path: str, timeout_s: float = 30.0, fast_path: str | None = None) -> CoreClient:
+        """Connect to the core's channel (and its fast path, petcd.runtime.fast_channel, when given)."""
+        reader, writer = await _open_unix(path, timeout_s)
+        client = cls(reader, writer)
+        if fast_path is not None:
+            fast_reader, fast_writer = await _open_unix(fast_path, timeout_s)
+            client._fast_out = FrameWriter(fast_writer)
+            client._fast_task = asyncio.ensure_future(client._run_fast(fast_reader))
+        await asyncio.wait_for(client._have_state.wait(), timeout_s)
+        return client
+
+    async def _run_fast(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            while True:
+                for msg in await read_frame(reader):
+                    self._dispatch(msg)
+        # the fast path is gone: so is the core (or it stops); fail everything as the channel does
+        self._task.cancel()
 
     async def _run(self) -> None:
         try:
             while True:
                 for msg in await read_frame(self._reader):
                     self._dispatch(msg)
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
             pass
         finally:
             self.out.closed = True
+            if self._fast_out is not None:
+                self._fast_out.closed = True
             for fut in self._calls.values():
                 if not fut.done():
                     fut.set_exception(ChannelClosed())
@@ -400,7 +409,7 @@ class CoreClient:
             self._have_state.set()
 
     def _future(self) -> tuple[int, asyncio.Future[Any]]:
-        if self.out.closed:
+        if self.out.closed or (self._fast_out is not None and self._fast_out.closed):
             raise ChannelClosed()
         cid = next(self._ids)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -409,7 +418,8 @@ class CoreClient:
 
     async def call(self, method: str, *args: Any) -> Any:
         cid, fut = self._future()
-        self.out.send(("call", cid, method, args))
+        out = self._fast_out if self._fast_out is not None and method in DIRECT else self.out
+        out.send(("call", cid, method, args))
         try:
             return await fut
         finally:
@@ -436,6 +446,23 @@ class CoreClient:
 
     async def close(self) -> None:
         self.out.close()
+        if self._fast_out is not None:
+            self._fast_out.close()
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
+        if self._fast_task is not None:
+            self._fast_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._fast_task
+
+
+async def _open_unix(path: str, timeout_s: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            return await asyncio.open_unix_connection(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.05)

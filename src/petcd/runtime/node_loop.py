@@ -82,10 +82,16 @@ class NodeLoop:
         self._aloop: asyncio.AbstractEventLoop | None = None
         self._async_waiters: dict[int, asyncio.Future[Any]] = {}
         self._completions: list[tuple[asyncio.Future[Any], object]] = []
+        # Requests answered by calling a sink on this thread (the front-ends' fast channel).
+        self._sink_waiters: dict[int, Callable[[object], None]] = {}
 
     # --- the ResultSink port (node thread) --------------------------------------------------
 
     def resolve(self, request_id: int, result: object | EtcdError) -> None:
+        sink = self._sink_waiters.pop(request_id, None)
+        if sink is not None:
+            sink(result)
+            return
         afut = self._async_waiters.pop(request_id, None)
         if afut is not None:
             self._completions.append((afut, result))
@@ -166,6 +172,19 @@ class NodeLoop:
             else:
                 self._completions.append((fut, got))
 
+    def run_requests(
+        self, node: Node, calls: Sequence[tuple[Callable[[Node], int], Callable[[object], None]]]
+    ) -> None:
+        """On the node thread: start each request; `sink(result)` is called on this thread with
+        what the Node resolves it with (or with the exception that refused it)."""
+        for fn, sink in calls:
+            try:
+                rid = fn(node)
+            except BaseException as e:  # the caller gets it; it is theirs to handle
+                sink(e)
+                continue
+            self._sink_waiters[rid] = sink
+
     def _hand_over(self) -> None:
         if not self._completions or self._aloop is None:
             return
@@ -223,6 +242,10 @@ class NodeLoop:
             for afut in self._async_waiters.values():
                 self._completions.append((afut, Stopped()))
             self._async_waiters.clear()
+            sinks, self._sink_waiters = self._sink_waiters, {}
+            for sink in sinks.values():
+                with contextlib.suppress(Exception):
+                    sink(Stopped())
             self._hand_over()
             self.stopped.set()
 
