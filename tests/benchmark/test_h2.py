@@ -17,15 +17,8 @@ from petcd.benchmark.h2 import (
     GrpcStatusError,
     HpackDecoder,
     frame,
-    huffman_decode,
     request_header_block,
 )
-
-
-def test_huffman_decodes_the_rfc_example() -> None:
-    # RFC 7541 C.4.1: "www.example.com"
-    assert huffman_decode(bytes.fromhex("f1e3c2e5f23a6ba0ab90f4ff")) == b"www.example.com"
-    assert huffman_decode(bytes.fromhex("a8eb10649cbf")) == b"no-cache"  # C.4.2
 
 
 def test_decoder_follows_the_dynamic_table_across_blocks() -> None:

@@ -4,15 +4,14 @@ grpcio's Python client spends 100-150 us of CPU on every unary call, as much as 
 measures, so two processes of it cannot load a server that answers 15-20k requests/s on the same
 two cores. Unary gRPC over HTTP/2 is simple enough to speak directly on an asyncio Protocol:
 
-* a call is a HEADERS frame (a header block encoded once per method: literal fields without
-  indexing, so the server's decoder state never depends on ours) and DATA frames (the 5-byte gRPC
+* a call is a HEADERS frame (a header block encoded once per method, every field "never
+  indexed", so the server's decoder state never depends on ours) and DATA frames (the 5-byte gRPC
   prefix and the message), ``END_STREAM`` on the last; frames written in one event-loop turn leave
   in one ``write``;
 * the answer is HEADERS, DATA, and trailing HEADERS with ``grpc-status``/``grpc-message`` (or only
-  trailing HEADERS for an error). Every header block is decoded (HPACK, RFC 7541, with the dynamic
-  table and Huffman strings), but a block whose decoding left the dynamic table unchanged is cached
-  by its bytes and the table's generation: a server repeats the same few blocks, so decoding is a
-  dict lookup once its table has settled;
+  trailing HEADERS for an error). HPACK (RFC 7541) is the ``hpack`` package's; a block whose
+  decoding left the dynamic table unchanged is cached by its bytes and the table's generation: a
+  server repeats the same few blocks, so decoding is a dict lookup once its table has settled;
 * flow control: we announce a 2^31-1 stream window and open the connection window as wide, topping
   it up as data arrives, so the server never waits for us; our own sends respect the server's
   connection window and MAX_CONCURRENT_STREAMS (calls wait in a queue) and messages are split by
@@ -33,7 +32,7 @@ import struct
 from collections.abc import Callable
 from urllib.parse import unquote
 
-from petcd.benchmark.hpack_tables import HUFFMAN_CODES, STATIC_TABLE
+import hpack
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
@@ -81,144 +80,67 @@ class GrpcStatusError(Exception):
         super().__init__(f"rpc error: code = {name} desc = {message}")
 
 
-# -- HPACK decoding -----------------------------------------------------------------------------
-
-
-def _huffman_tree() -> dict[int, object]:
-    root: dict[int, object] = {}
-    for sym, (code, length) in enumerate(HUFFMAN_CODES):
-        node = root
-        for bit in range(length - 1, 0, -1):
-            node = node.setdefault((code >> bit) & 1, {})  # type: ignore[assignment]
-        node[code & 1] = sym
-    return root
-
-
-_HUFFMAN = _huffman_tree()
-
-
-def huffman_decode(data: bytes) -> bytes:
-    out = bytearray()
-    node = _HUFFMAN
-    for byte in data:
-        for shift in range(7, -1, -1):
-            nxt = node.get((byte >> shift) & 1)
-            if nxt is None:
-                raise ValueError("invalid Huffman code")
-            if isinstance(nxt, int):
-                out.append(nxt)
-                node = _HUFFMAN
-            else:
-                node = nxt  # type: ignore[assignment]
-    # what is left must be a prefix of EOS (all ones, < 8 bits): not checked, the server is trusted
-    return bytes(out)
-
-
-def _int(data: bytes, i: int, prefix_bits: int) -> tuple[int, int]:
-    mask = (1 << prefix_bits) - 1
-    value = data[i] & mask
-    i += 1
-    if value < mask:
-        return value, i
-    shift = 0
-    while True:
-        b = data[i]
-        i += 1
-        value += (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value, i
-
-
-def _string(data: bytes, i: int) -> tuple[bytes, int]:
-    huffman = data[i] & 0x80
-    length, i = _int(data, i, 7)
-    raw = data[i : i + length]
-    return (huffman_decode(raw) if huffman else bytes(raw)), i + length
+# -- HPACK (the hpack package) ------------------------------------------------------------------
 
 
 class HpackDecoder:
-    """RFC 7541 decoding with a dynamic table; blocks that leave the table alone are cached."""
+    """RFC 7541 decoding by ``hpack``; a block that leaves the dynamic table alone is cached.
 
-    def __init__(self, max_size: int = 4096) -> None:
-        self.dynamic: collections.deque[tuple[bytes, bytes]] = collections.deque()  # newest first
-        self.size = 0
-        self.max_size = max_size
-        self.generation = 0  # bumped on every change of the dynamic table
+    A server sends the same few header blocks over and over, so once its table has settled a block's
+    headers are a dict lookup. A cached block is valid only while the table is as it was when the
+    block was decoded: ``generation`` counts the table's changes.
+    """
+
+    def __init__(self) -> None:
+        self._decoder = hpack.Decoder()
+        self.generation = 0
         self._cache: dict[bytes, tuple[int, list[tuple[bytes, bytes]]]] = {}
+
+    @property
+    def dynamic(self) -> collections.deque[tuple[bytes, bytes]]:
+        """The dynamic table, newest entry first."""
+        entries: collections.deque[tuple[bytes, bytes]] = self._decoder.header_table.dynamic_entries
+        return entries
+
+    def _table_state(self) -> tuple[int, object, int]:
+        # An insertion always puts a new object first; a size update changes maxsize. Holding the
+        # first entry keeps its identity from being reused.
+        table = self._decoder.header_table
+        entries = table.dynamic_entries
+        return len(entries), entries[0] if entries else None, table.maxsize
 
     def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
         hit = self._cache.get(block)
         if hit is not None and hit[0] == self.generation:
             return hit[1]
-        before = self.generation
-        headers = self._decode(block)
-        if self.generation == before:
+        before = self._table_state()
+        headers = [(bytes(n), bytes(v)) for n, v in self._decoder.decode(block, raw=True)]
+        after = self._table_state()
+        if after[0] == before[0] and after[1] is before[1] and after[2] == before[2]:
             if len(self._cache) >= HPACK_CACHE_MAX:
                 self._cache.clear()
-            self._cache[block] = (before, headers)
+            self._cache[block] = (self.generation, headers)
+        else:
+            self.generation += 1
         return headers
-
-    def _entry(self, index: int) -> tuple[bytes, bytes]:
-        if 1 <= index <= len(STATIC_TABLE):
-            return STATIC_TABLE[index - 1]
-        d = index - len(STATIC_TABLE) - 1
-        if 0 <= d < len(self.dynamic):
-            return self.dynamic[d]
-        raise ValueError(f"HPACK index {index} out of range")
-
-    def _add(self, name: bytes, value: bytes) -> None:
-        self.generation += 1
-        self.dynamic.appendleft((name, value))
-        self.size += len(name) + len(value) + 32
-        self._evict()
-
-    def _evict(self) -> None:
-        while self.size > self.max_size and self.dynamic:
-            n, v = self.dynamic.pop()
-            self.size -= len(n) + len(v) + 32
-
-    def _decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
-        headers: list[tuple[bytes, bytes]] = []
-        i, n = 0, len(block)
-        while i < n:
-            b = block[i]
-            if b & 0x80:  # indexed field
-                index, i = _int(block, i, 7)
-                headers.append(self._entry(index))
-                continue
-            if b & 0xE0 == 0x20:  # dynamic table size update
-                self.max_size, i = _int(block, i, 5)
-                self.generation += 1
-                self._evict()
-                continue
-            incremental = b & 0x40
-            index, i = _int(block, i, 6 if incremental else 4)
-            if index:
-                name = self._entry(index)[0]
-            else:
-                name, i = _string(block, i)
-            value, i = _string(block, i)
-            headers.append((name, value))
-            if incremental:
-                self._add(name, value)
-        return headers
-
-
-def _literal(name: bytes, value: bytes) -> bytes:
-    """A header field as 'literal without indexing, new name', no Huffman (lengths < 127)."""
-    if len(name) >= 127 or len(value) >= 127:
-        raise ValueError("header too long for this encoder")
-    return b"\x00" + bytes([len(name)]) + name + bytes([len(value)]) + value
 
 
 def request_header_block(authority: str, path: str, metadata: tuple[tuple[str, str], ...] = ()) -> bytes:
-    """The HPACK block of a gRPC request: POST, http, path, authority, content-type, te."""
-    block = b"\x83\x86"  # :method POST, :scheme http (static table 3 and 6)
-    block += _literal(b":path", path.encode()) + _literal(b":authority", authority.encode())
-    block += _literal(b"content-type", b"application/grpc") + _literal(b"te", b"trailers")
-    for k, v in metadata:
-        block += _literal(k.encode(), v.encode())
+    """The HPACK block of a gRPC request, encoded once per method.
+
+    Every field is "never indexed", so the server's decoder table never depends on our blocks and
+    the same bytes can be sent on every call.
+    """
+    fields = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", authority),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+        *metadata,
+    ]
+    block: bytes = hpack.Encoder().encode([hpack.NeverIndexedHeaderTuple(k, v) for k, v in fields])
     return block
 
 
