@@ -89,6 +89,8 @@ def test_common_commands_do_not_import_grpc(etcd_server: EtcdServer, args: list[
     imported = {line.rsplit("|", 1)[-1].strip() for line in p.stderr.decode().splitlines() if "|" in line}
     heavy = {m for m in imported if m.split(".")[0] in ("grpc", "google", "dataclasses", "typing", "click")}
     assert not heavy
+    # help text and DNS discovery are built only when asked for
+    assert not imported & {"petcd.cli.etcdctl.help", "petcd.cli.etcdctl.srv", "petcd.client.rpctypes"}
 
 
 def _read_lines(proc: subprocess.Popen[bytes], lines: int, wait_s: float) -> bytes:

@@ -7,7 +7,13 @@ commands that stream (watch, lease keep-alive, snapshot, lock, elect, ...).
 
 The command table below mirrors etcdctl's: name, flags (pflag syntax, see ``flags``), and the
 ``module:function`` that runs it. Global flags can also come from ``ETCDCTL_<FLAG>`` environment
-variables (the command line wins). ``ETCDCTL_API`` must be unset or 3.
+variables (a flag given both ways is an error when the command makes a client, as in etcd).
+``ETCDCTL_API`` must be unset or 3.
+
+Command lookup is cobra's: exact names, else a unique prefix (etcdctl enables prefix matching);
+a word after a command group is an argument and shows the group's help. Help (``-h``/``--help``,
+``etcdctl help <command>``, a group without subcommand) and the usage text cobra prints after a
+flag error come from ``help``, imported only then; ``--discovery-srv`` lookups live in ``srv``.
 """
 
 from __future__ import annotations
