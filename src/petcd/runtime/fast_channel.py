@@ -33,22 +33,13 @@ from typing import Any
 
 from petcd.runtime.channel import DIRECT, RemoteBug, as_error
 from petcd.runtime.node_loop import NodeLoop
+from petcd.runtime.transport import read_exact
 from petcd.server.node import Node
 from petcd.server.responses import ReadIndexResult
 
 log = logging.getLogger("petcd.runtime.fast_channel")
 
 _LEN = struct.Struct(">I")
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("closed")
-        buf += chunk
-    return bytes(buf)
 
 
 def _refused(method: str) -> Callable[[Node], int]:
@@ -126,8 +117,8 @@ class _FastConn:
         loop = self.server.loop
         try:
             while True:
-                (n,) = _LEN.unpack(_recv_exact(self.sock, _LEN.size))
-                msgs = pickle.loads(_recv_exact(self.sock, n))  # our own process (channel module doc)
+                (n,) = _LEN.unpack(read_exact(self.sock, _LEN.size))
+                msgs = pickle.loads(read_exact(self.sock, n))  # our own process (channel module doc)
                 calls: list[tuple[Callable[[Node], int], Callable[[object], None]]] = []
                 for _kind, cid, method, args in msgs:
                     make = DIRECT.get(method)

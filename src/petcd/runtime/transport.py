@@ -70,7 +70,8 @@ class FrameError(Exception):
     """The peer sent a malformed or oversized frame."""
 
 
-def _read_exact(sock: socket.socket, n: int) -> bytes:
+def read_exact(sock: socket.socket, n: int) -> bytes:
+    """Exactly n bytes from a blocking socket (ConnectionError when it closes first)."""
     buf = bytearray()
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
@@ -81,10 +82,10 @@ def _read_exact(sock: socket.socket, n: int) -> bytes:
 
 
 def read_frame(sock: socket.socket) -> tuple[int, bytes]:
-    length, kind = _HEADER.unpack(_read_exact(sock, _HEADER.size))
+    length, kind = _HEADER.unpack(read_exact(sock, _HEADER.size))
     if length < 1 or length - 1 > FRAME_BYTES_MAX:
         raise FrameError(f"frame of {length} bytes")
-    return kind, _read_exact(sock, length - 1)
+    return kind, read_exact(sock, length - 1)
 
 
 def frame(kind: int, payload: bytes = b"") -> bytes:
