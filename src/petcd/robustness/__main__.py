@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import sys
 
 from petcd.robustness.cluster import default_binary
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--etcd-binary", default="etcd", help="the etcd to test (petcd's, or e.g. /usr/bin/etcd)")
     p.add_argument("--clients", type=int, default=4)
     p.add_argument("--watchers", type=int, default=2)
+    p.add_argument(
+        "--member-args",
+        default="",
+        help="extra flags for every member, e.g. '--frontend-processes 2' (petcd's front-end split)",
+    )
     p.add_argument("--report-dir", default="", help="where run directories go (default: the temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the run directory even when the run passes")
     args = p.parse_args(argv)
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                     watchers=args.watchers,
                     report_root=args.report_dir,
                     keep=args.keep,
+                    member_args=shlex.split(args.member_args),
                 )
                 result = run(cfg)
                 print(result.summary(), flush=True)

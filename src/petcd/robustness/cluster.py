@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +60,15 @@ def is_petcd(binary: str) -> bool:
             return f.read(2) == b"#!"
     except OSError:
         return False
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """The member and every process it started (petcd's front-ends): each member runs in its own
+    session, so its process group is its own."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
 
 
 def default_binary() -> str:
@@ -113,6 +122,7 @@ class Cluster:
         snapshot_count: int = 100,
         heartbeat_ms: int = 100,
         election_ms: int = 1000,
+        extra_args: Sequence[str] = (),
     ) -> None:
         self.binary = binary
         self.petcd = is_petcd(binary)
@@ -120,6 +130,7 @@ class Cluster:
         self.snapshot_count = snapshot_count
         self.heartbeat_ms = heartbeat_ms
         self.election_ms = election_ms
+        self.extra_args = list(extra_args)  # e.g. petcd's --frontend-processes 2
         self.rules = LinkRules()
         self.proxy_loop = ProxyLoop()
         self.members: list[Member] = []
@@ -180,6 +191,7 @@ class Cluster:
         ]
         if not self.petcd:  # petcd accepts only the default (10m) for now
             args += ["--experimental-watch-progress-notify-interval", "1s"]
+        args += self.extra_args
         if self.petcd:
             args += ["--snapshot-catchup-entries", str(max(10, self.snapshot_count // 2))]
         return args
@@ -262,8 +274,7 @@ class Cluster:
         m.exit_expected = True
         if m.paused:
             self.resume(m)
-        with contextlib.suppress(ProcessLookupError):
-            m.proc.send_signal(signal.SIGKILL)
+        _signal_group(m.proc, signal.SIGKILL)
         m.proc.wait(timeout=30)
 
     def stop(self, m: Member, timeout_s: float = 15.0) -> None:
@@ -294,13 +305,12 @@ class Cluster:
 
     def pause(self, m: Member) -> None:
         if m.alive and m.proc is not None:
-            m.proc.send_signal(signal.SIGSTOP)
+            _signal_group(m.proc, signal.SIGSTOP)
             m.paused = True
 
     def resume(self, m: Member) -> None:
         if m.proc is not None and m.paused:
-            with contextlib.suppress(ProcessLookupError):
-                m.proc.send_signal(signal.SIGCONT)
+            _signal_group(m.proc, signal.SIGCONT)
             m.paused = False
 
     def close(self) -> None:

@@ -68,6 +68,7 @@ class RunConfig:
     keep: bool = False
     budget_per_key: int = 2_000_000
     inject: str = ""  # harness self-test (see traffic.Context.inject)
+    member_args: list[str] = field(default_factory=list)  # extra flags for every member
 
 
 @dataclass(slots=True)
@@ -234,7 +235,13 @@ def run(cfg: RunConfig) -> RunResult:
     # Raft timing, drawn by the seed: etcd's defaults, or twice as eager (more elections)
     heartbeat_ms, election_ms = random.Random(cfg.seed).choice(((100, 1000), (100, 1000), (50, 500)))
     cluster = Cluster(
-        cfg.binary, cfg.members, run_dir, cfg.seed, heartbeat_ms=heartbeat_ms, election_ms=election_ms
+        cfg.binary,
+        cfg.members,
+        run_dir,
+        cfg.seed,
+        heartbeat_ms=heartbeat_ms,
+        election_ms=election_ms,
+        extra_args=cfg.member_args,
     )
     clock = Clock()
     history = History()
