@@ -69,7 +69,7 @@ def test_seed_corpus_passes() -> None:
     assert total["acked"] > 1000 and total["reads"] > 500 and total["unknown"] > 50
     assert total["watch_events"] > 1000 and total["leases"] > 20 and total["snapshots_sent"] > 5
     # membership changes (added, promoted, removed, re-added), compaction, keep-alives
-    assert total["member_changes"] > 20 and total["members_left"] > 10
+    assert total["member_changes"] > 20 and total["members_left"] > 10 and total["re_adds"] > 3
     assert total["compactions"] > 100 and total["watches_compacted"] > 5 and total["keepalives"] > 100
 
 

@@ -370,6 +370,7 @@ class ServerSimulation:
             "transfers": 0,
             "member_changes": 0,
             "members_left": 0,
+            "re_adds": 0,
             "watches_compacted": 0,
             "compactions": 0,
             "keepalives": 0,
@@ -681,6 +682,8 @@ class ServerSimulation:
                 return  # its removal is not applied on the leader yet
             if self._request(leader, f"add m{slot} as learner", lambda n: n.member_add([url], True), "add"):
                 self.adding[slot] = self.tick + 100
+                if slot in self.members:
+                    self.stats["re_adds"] += 1
         else:
             candidates = learners + (voters if len(voters) > 3 else [])
             if not candidates:
