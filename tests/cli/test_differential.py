@@ -13,6 +13,9 @@ Where etcd 3.6 changed a format on purpose, petcd follows 3.6 and the test says 
 * version: ours says 3.6 (test_version);
 * usage errors (unknown flag or command): 3.4's main prints the ``Error:`` line a second time,
   3.6's does not; the usage text is 3.6's (test_usage_errors, and tests/cli/test_help.py);
+* messages 3.6 reworded: ``snapshot save expects one argument <filename>``, ``error reading watch
+  request line`` (lower case), check perf's ``'etcdctl del --prefix ...'`` in quotes
+  (test_snapshot_save, test_36_argument_checks);
 * failed RPCs: 3.4's client also logs a JSON warning line on stderr; petcd does not (the
   ``Error: ...`` line and the exit code are compared).
 """
@@ -343,7 +346,33 @@ def test_snapshot_save(etcd_pair: Pair, tmp_path: pytest.TempPathFactory) -> Non
     assert sa.returncode == 0, sa.stderr
     strip = re.compile(rb'"hash":\d+,|"totalSize":\d+')
     assert strip.sub(b"", sa.stdout) == strip.sub(b"", sb.stdout)
-    same(*etcd_pair.both("snapshot", "save"))
+    ours, ref = etcd_pair.both("snapshot", "save")
+    assert ours.rc == ref.rc == 128
+    # 3.6 names the argument
+    assert ref.error_lines == [b"Error: snapshot save expects one argument"]
+    assert ours.error_lines == [b"Error: snapshot save expects one argument <filename>"]
+
+
+def test_36_argument_checks(etcd_pair: Pair) -> None:
+    # checks etcdctl 3.6 has and 3.4 had not (3.4 has no --count-only or --min/max-*-rev flags)
+    for args, code, message in (
+        (["get", "k", "--keys-only", "--count-only"], 128, "`--keys-only` and `--count-only` cannot be set"),
+        (["get", "k", "--count-only"], 128, "--count-only is only for `--write-out=fields`"),
+        (
+            ["get", "k", "--min-create-rev=5", "--max-create-rev=4"],
+            4,
+            "getMinCreateRev(=5) > getMaxCreateRev(=4)",
+        ),
+        (["get", "k", "--min-mod-rev=5", "--max-mod-rev=4"], 4, "getMinModRev(=5) > getMaxModRev(=4)"),
+    ):
+        r = etcd_pair.ours(*args)
+        assert r.rc == code, args
+        assert r.error_lines[0].startswith(f"Error: {message}".encode()), args
+    r = etcd_pair.ours("watch", "-i")
+    assert (r.rc, r.error_lines) == (
+        3,
+        [b"Error: error reading watch request line: EOF"],
+    )  # 3.4: "Error reading"
 
 
 # -- leases ------------------------------------------------------------------------------------

@@ -89,7 +89,7 @@ def perf(ctx: Context) -> int:
     if existing.get("kvs"):
         p = prefix.decode()
         raise CtlError(
-            EXIT_INVALID_INPUT, f"prefix {go_quote(p)} has keys. Delete with etcdctl del --prefix {p} first"
+            EXIT_INVALID_INPUT, f"prefix {go_quote(p)} has keys. Delete with 'etcdctl del --prefix {p}' first"
         )
 
     from petcd.pb.etcdserverpb import rpc_pb2

@@ -259,7 +259,7 @@ def defrag(ctx: Context) -> int:
 
 def snapshot_save(ctx: Context) -> int:
     if len(ctx.args) != 1:
-        raise CtlError(EXIT_BAD_ARGS, "snapshot save expects one argument")
+        raise CtlError(EXIT_BAD_ARGS, "snapshot save expects one argument <filename>")
     if len(ctx.endpoints()) != 1:
         raise CtlError(
             EXIT_INTERRUPTED,

@@ -77,6 +77,14 @@ def range_request(flags: dict[str, Any], args: list[str]) -> JsonDict:
         raise CtlError(
             EXIT_BAD_ARGS, "get command needs one argument as key and an optional argument as range_end"
         )
+    if flags.get("prefix") and flags.get("from-key"):
+        raise CtlError(
+            EXIT_BAD_ARGS, "`--prefix` and `--from-key` cannot be set at the same time, choose one"
+        )
+    if flags.get("keys-only") and flags.get("count-only"):
+        raise CtlError(
+            EXIT_BAD_ARGS, "`--keys-only` and `--count-only` cannot be set at the same time, choose one"
+        )
     _check_prefix_from_key(flags, args)
     req: JsonDict = {}
     consistency = flags.get("consistency", "l")
@@ -108,6 +116,10 @@ def range_request(flags: dict[str, Any], args: list[str]) -> JsonDict:
         value = int(flags.get(flag, 0))
         if value > 0 or (flag == "limit" and value):
             req[field] = str(value)
+    for kind, name in (("create", "Create"), ("mod", "Mod")):
+        low, high = int(flags.get(f"min-{kind}-rev", 0)), int(flags.get(f"max-{kind}-rev", 0))
+        if high > 0 and low > high:
+            raise CtlError(EXIT_BAD_FEATURE, f"getMin{name}Rev(={low}) > getMax{name}Rev(={high})")
     if order:
         req["sort_order"] = order
     if target:
@@ -173,6 +185,8 @@ def get_command(ctx: Context) -> int:
     req = range_request(ctx.flags, ctx.args)
     printer = ctx.printer
     resp = ctx.call("Range", req)
+    if ctx.flag("count-only") and printer.fmt != "fields":
+        raise CtlError(EXIT_BAD_ARGS, "--count-only is only for `--write-out=fields`")
     if ctx.flag("print-value-only"):
         if printer.fmt != "simple":
             raise CtlError(EXIT_BAD_ARGS, "print-value-only is only for `--write-out=simple`")

@@ -215,7 +215,7 @@ def _interactive(ctx: Context, watcher: Watcher, env_key: str, env_range: str) -
     while True:
         raw = stdin.readline()
         if not raw.endswith(b"\n"):
-            ctx.err.write(b"Error: Error reading watch request line: EOF\n")
+            ctx.err.write(b"Error: error reading watch request line: EOF\n")
             ctx.err.flush()
             os._exit(EXIT_INVALID_INPUT)
         line = os.fsdecode(raw[:-1])
