@@ -353,6 +353,11 @@ def test_snapshot_save(etcd_pair: Pair, tmp_path: pytest.TempPathFactory) -> Non
     assert ours.error_lines == [b"Error: snapshot save expects one argument <filename>"]
 
 
+def test_empty_tls_file_flags(etcd_pair: Pair) -> None:
+    for flags in (["--cacert", ""], ["--cert", "", "--key", ""], ["--key=", "--cacert", "x"]):
+        same(*etcd_pair.both(*flags, "get", "k"))
+
+
 def test_36_argument_checks(etcd_pair: Pair) -> None:
     # checks etcdctl 3.6 has and 3.4 had not (3.4 has no --count-only or --min/max-*-rev flags)
     for args, code, message in (

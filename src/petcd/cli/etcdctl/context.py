@@ -55,6 +55,9 @@ class Context:
         return self._printer
 
     def client_config(self, endpoints: list[str] | None = None) -> ClientConfig:
+        for name in ("cert", "key", "cacert"):  # etcdctl's keyAndCertFromCmd
+            if name in self.changed and not self.flags[name]:
+                raise CtlError(EXIT_BAD_ARGS, f"empty string is passed to --{name} option")
         user = str(self.flags["user"])
         password = str(self.flags["password"])
         if user and not password:  # with --password, --user is the name as given
