@@ -69,6 +69,7 @@ class RunConfig:
     budget_per_key: int = 2_000_000
     inject: str = ""  # harness self-test (see traffic.Context.inject)
     member_args: list[str] = field(default_factory=list)  # extra flags for every member
+    defrag_traffic: bool = True  # the etcd profile's client Defragment requests
 
 
 @dataclass(slots=True)
@@ -252,7 +253,7 @@ def run(cfg: RunConfig) -> RunResult:
     outcome = Outcome([], [])
     final_rev = 0
     stop = threading.Event()
-    ctx = Context(cluster, history, clock, cfg.profile, stop, cfg.inject)
+    ctx = Context(cluster, history, clock, cfg.profile, stop, cfg.inject, cfg.defrag_traffic)
     clients: list[Client] = []
     watchers: list[Watcher] = []
     monitor = RevisionMonitor(cluster, clock)

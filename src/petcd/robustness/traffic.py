@@ -76,6 +76,7 @@ class Context:
     # Harness self-test only: "stale-reads" sends every get as a serializable read but records
     # it as a linearizable one, a bug the checkers must find once a member falls behind.
     inject: str = ""
+    defrag_traffic: bool = True  # the etcd profile's client Defragment requests
     projector: Projector = field(init=False)
 
     def __post_init__(self) -> None:
@@ -273,7 +274,7 @@ class Client(threading.Thread):
         key = r.choice(ETCD_KEYS)
         choice = r.choices(
             ["get", "sget", "range", "put", "delete", "txn", "cas", "lease-put", "lease-revoke", "defrag"],
-            weights=[15, 8, 8, 20, 6, 10, 15, 4, 2, 0.3],
+            weights=[15, 8, 8, 20, 6, 10, 15, 4, 2, 0.3 if self.ctx.defrag_traffic else 0.0],
         )[0]
         if choice == "get":
             self.range(pb.RangeRequest(key=key), "get")
