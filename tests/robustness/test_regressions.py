@@ -21,7 +21,6 @@ import pytest
 from petcd.backend.lmdb import LmdbBackend
 
 
-@pytest.mark.xfail(strict=True, reason="LmdbBackend.size_bytes/sync race a defrag's environment switch")
 @pytest.mark.parametrize("method", ["size_bytes", "sync"])
 def test_backend_calls_during_defrag_never_see_a_closed_environment(tmp_path: Path, method: str) -> None:
     backend = LmdbBackend(tmp_path / "db", 64 * 1024 * 1024)

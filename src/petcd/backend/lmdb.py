@@ -317,16 +317,26 @@ class LmdbBackend:
     def read_txn(self) -> Iterator[_LmdbReadTxn]:
         if self._read_only:
             self._follow_swap()
-        with self._cond:
-            while self._swapping:
-                self._cond.wait()
-            self._readers += 1
-        try:
+        with self._using_env():
             txn, dbs = self._begin_read()
             try:
                 yield _LmdbReadTxn(self, txn, dbs)
             finally:
                 txn.abort()
+
+    @contextmanager
+    def _using_env(self) -> Iterator[None]:
+        """Keep the environment open: a defrag's or restore's switch waits until every user has left.
+
+        Every use of ``self._env`` outside a write transaction (which the switch excludes by holding
+        the write lock) goes through here: read transactions, sizes, syncs.
+        """
+        with self._cond:
+            while self._swapping:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
         finally:
             with self._cond:
                 self._readers -= 1
@@ -368,8 +378,9 @@ class LmdbBackend:
     # -- sizes ---------------------------------------------------------------------------------
 
     def size_bytes(self) -> int:
-        info = self._env.info()
-        psize: int = self._env.stat()["psize"]
+        with self._using_env():
+            info = self._env.info()
+            psize: int = self._env.stat()["psize"]
         return (int(info["last_pgno"]) + 1) * psize
 
     def size_in_use_bytes(self) -> int:
@@ -385,7 +396,8 @@ class LmdbBackend:
 
     def sync(self) -> None:
         if not self._read_only:
-            self._env.sync(True)
+            with self._using_env():
+                self._env.sync(True)
 
     # -- defrag, snapshot, restore -------------------------------------------------------------
 
