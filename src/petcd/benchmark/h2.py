@@ -34,6 +34,8 @@ from urllib.parse import unquote
 
 import hpack
 
+from petcd.client.rpctypes import grpc_error_text
+
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = (
     range(10)
@@ -46,25 +48,6 @@ DEFAULT_WINDOW = 65535
 WINDOW_TOP_UP = 1 << 24  # give the connection window back once this much has arrived
 HPACK_CACHE_MAX = 256
 
-GRPC_CODE_NAMES = (
-    "OK",
-    "Canceled",
-    "Unknown",
-    "InvalidArgument",
-    "DeadlineExceeded",
-    "NotFound",
-    "AlreadyExists",
-    "PermissionDenied",
-    "ResourceExhausted",
-    "FailedPrecondition",
-    "Aborted",
-    "OutOfRange",
-    "Unimplemented",
-    "Internal",
-    "Unavailable",
-    "DataLoss",
-    "Unauthenticated",
-)
 UNAVAILABLE, INTERNAL = 14, 13
 
 _U32 = struct.Struct(">I")
@@ -76,8 +59,7 @@ class GrpcStatusError(Exception):
     def __init__(self, code: int, message: str) -> None:
         self.code = code
         self.message = message
-        name = GRPC_CODE_NAMES[code] if 0 <= code < len(GRPC_CODE_NAMES) else f"Code({code})"
-        super().__init__(f"rpc error: code = {name} desc = {message}")
+        super().__init__(grpc_error_text(code, message))
 
 
 # -- HPACK (the hpack package) ------------------------------------------------------------------

@@ -48,6 +48,7 @@ import grpc
 from petcd.benchmark import h2
 from petcd.benchmark.report import Stats, compute_stats
 from petcd.client.config import parse_endpoint
+from petcd.client.rpctypes import grpc_error_text
 
 BARRIER_TIMEOUT_S = 120.0
 
@@ -163,10 +164,8 @@ def rpc_error_text(err: BaseException) -> str:
     if not isinstance(err, grpc.RpcError):
         return str(err)
     code = err.code() if hasattr(err, "code") else grpc.StatusCode.UNKNOWN
-    number = code.value[0]
-    name = h2.GRPC_CODE_NAMES[number] if 0 <= number < len(h2.GRPC_CODE_NAMES) else code.name
     details = err.details() if hasattr(err, "details") else str(err)
-    return f"rpc error: code = {name} desc = {details}"
+    return grpc_error_text(code.value[0], details)
 
 
 def split(n: int, parts: int) -> list[tuple[int, int]]:

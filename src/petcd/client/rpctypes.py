@@ -96,5 +96,10 @@ def status_text(code: int, desc: str) -> str:
     """What etcdctl prints for a failed call with this gRPC status."""
     if desc in ETCD_ERRORS:
         return desc
+    return grpc_error_text(code, desc)
+
+
+def grpc_error_text(code: int, desc: str) -> str:
+    """A gRPC status as grpc-go's error prints it."""
     name = CODE_NAMES[code] if 0 <= code < len(CODE_NAMES) else f"Code({code})"
     return f"rpc error: code = {name} desc = {desc}"
