@@ -126,3 +126,11 @@ def test_a_traceback_in_a_member_log_is_reported(tmp_path: Path) -> None:
     assert "KeyError: 'lease'" in found[0].detail
     log.write_text('{"level":"info","msg":"ready"}\nfailpoint raftAfterSave panic: crashing the process\n')
     assert _member_log_problems(fake, 0) == []  # type: ignore[arg-type]
+    log.write_text(
+        "ERROR:asyncio:Future exception was never retrieved\n"
+        "future: <Future finished exception=Timeout('etcdserver: request timed out')>\n"
+        "Traceback (most recent call last):\n"
+        '  File "channel.py", line 424, in call\n'
+        "petcd.server.errors.Timeout: etcdserver: request timed out\n"
+    )
+    assert _member_log_problems(fake, 0) == []  # type: ignore[arg-type]

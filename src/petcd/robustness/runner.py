@@ -203,6 +203,8 @@ def _member_log_problems(cluster: Cluster, now: int) -> list[Violation]:
         lines = text.splitlines()
         for i, line in enumerate(lines):
             if line.startswith(("Traceback (most recent call last)", "panic: ")):
+                if any("exception was never retrieved" in x for x in lines[max(0, i - 2) : i]):
+                    continue  # asyncio's note on a dropped future (noise, reported apart), not a fault
                 end = next((j for j in range(i + 1, len(lines)) if not lines[j].startswith(" ")), i)
                 out.append(
                     Violation("member-log", now, f"{m.name}: {line.strip()} ... {lines[end].strip()[:300]}")
