@@ -81,6 +81,9 @@ class EtcdMetrics:
 
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry(auto_describe=True)
+        # process_resident_memory_bytes, process_cpu_seconds_total, ...: the process series Go's
+        # client exports and tools read (etcdctl check datascale reads the resident memory).
+        prometheus_client.ProcessCollector(registry=r)
         self.has_leader = Gauge(
             "etcd_server_has_leader", "Whether or not a leader exists. 1 is existence, 0 is not.", registry=r
         )
