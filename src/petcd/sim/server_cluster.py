@@ -38,7 +38,8 @@ same event log, byte for byte.
 
 Leader transfers (MoveLeader on the leader) happen at `transfer_rate`.
 
-Membership changes (`member_rate`, asked of the leader, as etcd forwards them there): add a new
+Membership changes (`member_rate`, asked of the leader, or, at `member_via_follower`, adds and
+removes asked of a follower, which raft forwards to the leader): add a new
 member as a learner (a new slot with an empty disk, started once the leader's member list holds
 its peer URL), promote the learner, remove a member (a voter only while more than three remain),
 and re-add a removed member's slot as a new member (new ID, fresh disk: etcd refuses a removed
@@ -134,6 +135,8 @@ class ServerKnobs:
     member_rate: float = 0.0  # per tick: a membership change (add learner, promote, remove, re-add)
     compact_rate: float = 0.0  # per tick: a client Compact near the current revision
     keepalive_rate: float = 0.0  # per tick: a LeaseKeepAlive of a granted lease
+    # share of member adds and removes asked of a follower (raft forwards them to the leader)
+    member_via_follower: float = 0.0
 
     @classmethod
     def draw(cls, rand: random.Random, nodes: int | None = None) -> ServerKnobs:
@@ -170,6 +173,7 @@ class ServerKnobs:
             member_rate=extra.choice((0.0, 0.01, 0.02, 0.05)),
             compact_rate=extra.choice((0.0, 0.01, 0.03, 0.1)),
             keepalive_rate=extra.choice((0.0, 0.05, 0.2)),
+            member_via_follower=extra.choice((0.0, 0.5)),
         )
         if nodes is not None:
             k = replace(k, nodes=nodes)
@@ -331,6 +335,7 @@ class ServerSimulation:
         self.node_seeds = random.Random(self.rand.getrandbits(64))
         # membership changes, compaction and keep-alives (see the module docstring)
         self.extra_rand = random.Random((seed << 20) ^ 0x45585452)
+        self.follower_rand = random.Random((seed << 20) ^ 0x464F4C4C)
         self.recorder = HistoryRecorder()
         self.compactions: set[int] = set()
         self.granted: list[int] = []
@@ -662,6 +667,10 @@ class ServerSimulation:
             return
         node = leader.node
         r = self.extra_rand
+        asker = leader
+        if self.knobs.member_via_follower and self.follower_rand.random() < self.knobs.member_via_follower:
+            followers = [m for m in self._serving() if m is not leader]
+            asker = self.follower_rand.choice(followers) if followers else leader
         listed = node.members.sorted_members()
         learners = [m for m in listed if m.is_learner]
         voters = [m for m in listed if not m.is_learner]
@@ -680,7 +689,7 @@ class ServerSimulation:
             url = peer_url(slot)
             if any(url in m.peer_urls for m in listed):
                 return  # its removal is not applied on the leader yet
-            if self._request(leader, f"add m{slot} as learner", lambda n: n.member_add([url], True), "add"):
+            if self._request(asker, f"add m{slot} as learner", lambda n: n.member_add([url], True), "add"):
                 self.adding[slot] = self.tick + 100
                 if slot in self.members:
                     self.stats["re_adds"] += 1
@@ -689,7 +698,7 @@ class ServerSimulation:
             if not candidates:
                 return
             target = r.choice(candidates)
-            self._request(leader, f"remove {target.id:x}", lambda n: n.member_remove(target.id), "remove")
+            self._request(asker, f"remove {target.id:x}", lambda n: n.member_remove(target.id), "remove")
 
     def _sync_membership(self) -> None:
         """Members listed as removed leave; added members start once listed (see the docstring)."""
