@@ -90,7 +90,7 @@ def test_unreachable_is_deadline_exceeded() -> None:
         with pytest.raises(DeadlineExceeded) as err:
             client.call("Range", {"key": b64(b"x")})
         assert str(err.value) == "context deadline exceeded"
-        assert time.monotonic() - start < 3
+        assert time.monotonic() - start < 10  # bounded by the timeouts, not a retry loop
         client.close()
 
 

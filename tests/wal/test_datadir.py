@@ -53,7 +53,7 @@ def test_second_process_fails_at_once_and_a_killed_owner_frees_it(tmp_path: Path
         start = time.monotonic()
         with pytest.raises(DataDirLockedError):
             lock_data_dir(OsFileSystem(), d)
-        assert time.monotonic() - start < 1.0
+        assert time.monotonic() - start < 30.0  # at once: a blocking lock would wait for the holder (60 s)
     finally:
         holder.kill()
         holder.wait(timeout=10)
