@@ -351,8 +351,21 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
         )
     finally:
         aloop.run_until_complete(facade.close())
+        _finish_tasks(aloop)
         aloop.close()
     return state.stop_code
+
+
+def _finish_tasks(aloop: asyncio.AbstractEventLoop, timeout_s: float = 2.0) -> None:
+    """Cancel what still runs on the loop (RPC handlers the server let go of, waiting on the node
+    thread) and let it unwind while the node thread still answers, as asyncio.run does; a task
+    destroyed pending would print a traceback into the member's log."""
+    tasks = [t for t in asyncio.all_tasks(aloop) if not t.done()]
+    if not tasks:
+        return
+    for t in tasks:
+        t.cancel()
+    aloop.run_until_complete(asyncio.wait(tasks, timeout=timeout_s))
 
 
 async def _serve_clients(  # noqa: PLR0917 - the parts built so far
