@@ -6,8 +6,8 @@
    Defragment on another thread has closed the old environment and not yet opened the new one
    (`_switch_to` waits for read transactions, but size_bytes is not one; nor is sync). With
    --frontend-processes 1 (seed 700) the same race answers forwarded LeaseGrant/Txn requests with
-   UNKNOWN "RemoteBug: ... closed/deleted/dropped object". Fix requested from the backend's owner
-   (.coord/requests.md); until then the test is an expected failure, strict, so it flags the fix.
+   UNKNOWN "RemoteBug: ... closed/deleted/dropped object". Fixed in the backend (e3df76b: every use
+   of the environment outside a write transaction registers like a read transaction).
 """
 
 from __future__ import annotations

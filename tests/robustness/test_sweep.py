@@ -58,9 +58,6 @@ def _run(tmp_path: Path, seed: int, profile: str, fault: str, members: int, dura
         clients=3,
         watchers=1,
         report_root=str(tmp_path),
-        # Until the LMDB defrag race is fixed (test_regressions.py), a client Defragment can kill a
-        # member now and then: kept out of the CI sweep so it does not flake, not out of the long one.
-        defrag_traffic=LONG,
     )
     result = run(cfg)
     assert result.ok, result.summary()
