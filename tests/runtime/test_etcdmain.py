@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -206,6 +207,25 @@ def test_logger_json_lines(tmp_path: Path) -> None:
     assert rec["msg"] == "became leader at term" and rec["term"] == 2
     assert rec["local-member-id"] == "8e9e05c52164694d"
     assert rec["ts"].endswith("Z") and rec["ts"][10] == "T"
+
+
+def test_logged_exception_carries_its_stacktrace(tmp_path: Path) -> None:
+    out = tmp_path / "log"
+    with out.open("w") as fh:
+        lg = ZapLogger("info", [fh])
+        lg.install("petcd.test-stacktrace")
+
+        def failing_apply() -> None:
+            raise RuntimeError("boom")
+
+        try:
+            failing_apply()
+        except RuntimeError:
+            logging.getLogger("petcd.test-stacktrace").critical("node loop stopped", exc_info=True)
+    (line,) = out.read_text().splitlines()
+    rec = json.loads(line)
+    assert rec["msg"] == "node loop stopped" and rec["error"] == "boom"
+    assert "failing_apply" in rec["stacktrace"] and rec["stacktrace"].endswith("RuntimeError: boom")
 
 
 def test_python_dash_m_petcd_version() -> None:

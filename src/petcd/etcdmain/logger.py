@@ -19,6 +19,7 @@ import logging
 import os
 import sys
 import threading
+import traceback
 from collections.abc import Sequence
 from typing import IO, Any
 
@@ -136,6 +137,9 @@ class _Handler(logging.Handler):
         extra: dict[str, object] = dict(fields) if isinstance(fields, dict) else {}
         if record.exc_info and record.exc_info[1] is not None:
             extra["error"] = record.exc_info[1]
+            # zap puts a stack in "stacktrace" at error level and above; ours is the exception's own,
+            # so that a crash found under load can be located from the log alone.
+            extra["stacktrace"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
         parent = os.path.basename(os.path.dirname(record.pathname))
         caller = f"{parent}/{record.filename}:{record.lineno}"
         self._zap.log(level, caller, record.getMessage(), **extra)
