@@ -57,14 +57,21 @@ When the ``with`` block commits, and only then, the store calls the *event sink*
 feeds its synced watchers from this. If the block raises, nothing is written and nothing is announced.
 The methods without ``w`` open their own write transaction.
 
+*Revision listeners* (``store.add_revision_listener(fn)``) are called once per committed write
+transaction that advanced the revision, after the event sink, with the new current revision (and by
+``reload`` when it finds the revision changed, e.g. after a snapshot install): one call per applied
+batch, however many revisions it made. The core wakes its front-end processes' watchers with it.
+
 The store also has the methods of the watchable store's ``HistoryStore`` protocol
 (``current_revision``, ``compact_revision``, ``history``, ``kv_at``); wire the two with
 ``store.set_event_sink(lambda rev, evs: ws.notify(rev, [(e.type == Event.DELETE, e.kv) for e in evs]))``.
 
 History for unsynced watchers: ``store.events(start_rev, end_rev, prev_kv=...)`` returns
 ``[(revision, [Event, ...]), ...]`` for ``start_rev <= revision < end_rev`` from one read transaction,
-raising ``Compacted`` if ``start_rev`` is below the compaction point. ``store.revisions()`` gives
-``(current_rev, compact_rev)`` of one read transaction.
+raising ``Compacted`` if ``start_rev`` is below the compaction point. ``store.tail_events(...)`` is the
+same for a reader in another process that follows the history as it grows (a front-end's watchers,
+petcd.runtime.frontend_watch): it refuses only revisions the physical compaction may have removed.
+``store.revisions()`` gives ``(current_rev, compact_rev)`` of one read transaction.
 
 Compaction
 ----------
@@ -178,6 +185,7 @@ _U64 = struct.Struct(">Q")
 _INV = keys.INV_REV_BYTES
 
 EventSink = Callable[[int, list[Event]], None]
+RevisionListener = Callable[[int], None]
 _T = TypeVar("_T")
 
 
@@ -207,6 +215,51 @@ def _compacted(txn: ReadTxn) -> int:
     """The (scheduled) compaction revision; -1 when never compacted, as etcd reports it."""
     raw = txn.get(META_BUCKET, COMPACT_REV_KEY)
     return _U64.unpack(raw)[0] if raw is not None else -1
+
+
+def _history_kept_from(txn: ReadTxn) -> int:
+    """The lowest revision from which the history bucket is still whole: a compaction removes
+    entries in revision order from its cursor on (``compact_batch``), so entries at or after the
+    cursor, and after the previous finished compaction, are untouched."""
+    compact = _compacted(txn)
+    finished = _u64(txn.get(META_BUCKET, FINISHED_COMPACT_REV_KEY))
+    if compact < 0 or finished >= compact:
+        return compact
+    cursor = txn.get(META_BUCKET, COMPACT_CURSOR_KEY)
+    if cursor is None:
+        return finished
+    main, sub = keys.parse_rev(cursor)
+    return max(finished, main + 1 if sub else main)
+
+
+def _read_events(
+    txn: ReadTxn, start_rev: int, end_rev: int | None, prev_kv: bool
+) -> list[tuple[int, list[Event]]]:
+    out: list[tuple[int, list[Event]]] = []
+    stop = keys.rev_bytes(end_rev, 0) if end_rev is not None else None
+    for rk, v in txn.range(HISTORY_BUCKET, keys.rev_bytes(max(start_rev, 1), 0), stop):
+        main, sub = keys.parse_rev(rk)
+        ik = v[1:]
+        index_key = ik + keys.inv_rev_bytes(main, sub, v[0] == TAG_TOMBSTONE)
+        stored = txn.get(INDEX_BUCKET, index_key)
+        if stored is None:
+            raise AssertionError(f"history entry {main}.{sub} has no index entry")
+        kv = KeyValue.FromString(stored[1:])
+        if v[0] == TAG_TOMBSTONE:
+            kv.mod_revision = main
+            event = Event(type=Event.DELETE, kv=kv)
+        else:
+            event = Event(type=Event.PUT, kv=kv)
+        if prev_kv:
+            # as of the revision before (not an earlier op of the same txn), as etcd
+            older = txn.seek(INDEX_BUCKET, ik + keys.at_or_before(main - 1))
+            if older is not None and older[0][:-_INV] == ik and older[1][0] == TAG_PUT:
+                event.prev_kv.ParseFromString(older[1][1:])
+        if out and out[-1][0] == main:
+            out[-1][1].append(event)
+        else:
+            out.append((main, [event]))
+    return out
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -880,6 +933,8 @@ class KVStore:
         self.max_txn_ops = max_txn_ops
         self.lease_hooks = lease_hooks
         self._sink: EventSink | None = None
+        self._revision_listeners: list[RevisionListener] = []
+        self._current_rev = 0
         if not backend.read_only:
             for bucket in (INDEX_BUCKET, HISTORY_BUCKET, META_BUCKET):
                 backend.create_bucket(bucket)
@@ -888,13 +943,28 @@ class KVStore:
     def reload(self) -> None:
         """Re-read the revisions and alarm from the backend (after opening, or a backend restore)."""
         with self.backend.read_txn() as txn:
+            before = self._current_rev
             self._current_rev = _current(txn)
             self._compact_rev = _compacted(txn)
             self._nospace = txn.get(META_BUCKET, NOSPACE_KEY) is not None
+        if self._revision_listeners and self._current_rev != before:
+            self._announce_revision()
 
     def set_event_sink(self, sink: EventSink | None) -> None:
         """``sink(revision, events)`` is called after each commit, once per revision, in order."""
         self._sink = sink
+
+    def add_revision_listener(self, listener: RevisionListener) -> None:
+        """``listener(current_rev)`` after each commit that advanced the revision (module doc)."""
+        self._revision_listeners.append(listener)
+
+    def remove_revision_listener(self, listener: RevisionListener) -> None:
+        if listener in self._revision_listeners:
+            self._revision_listeners.remove(listener)
+
+    def _announce_revision(self) -> None:
+        for listener in list(self._revision_listeners):
+            listener(self._current_rev)
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -933,35 +1003,22 @@ class KVStore:
         self, start_rev: int, end_rev: int | None = None, *, prev_kv: bool = False
     ) -> list[tuple[int, list[Event]]]:
         """The changes of revisions ``start_rev <= rev < end_rev`` (None: to the current one)."""
-        out: list[tuple[int, list[Event]]] = []
         with self.backend.read_txn() as txn:
-            compact = _compacted(txn)
-            if start_rev < compact:
+            if start_rev < _compacted(txn):
                 raise Compacted()
-            stop = keys.rev_bytes(end_rev, 0) if end_rev is not None else None
-            for rk, v in txn.range(HISTORY_BUCKET, keys.rev_bytes(max(start_rev, 1), 0), stop):
-                main, sub = keys.parse_rev(rk)
-                ik = v[1:]
-                index_key = ik + keys.inv_rev_bytes(main, sub, v[0] == TAG_TOMBSTONE)
-                stored = txn.get(INDEX_BUCKET, index_key)
-                if stored is None:
-                    raise AssertionError(f"history entry {main}.{sub} has no index entry")
-                kv = KeyValue.FromString(stored[1:])
-                if v[0] == TAG_TOMBSTONE:
-                    kv.mod_revision = main
-                    event = Event(type=Event.DELETE, kv=kv)
-                else:
-                    event = Event(type=Event.PUT, kv=kv)
-                if prev_kv:
-                    # as of the revision before (not an earlier op of the same txn), as etcd
-                    older = txn.seek(INDEX_BUCKET, ik + keys.at_or_before(main - 1))
-                    if older is not None and older[0][:-_INV] == ik and older[1][0] == TAG_PUT:
-                        event.prev_kv.ParseFromString(older[1][1:])
-                if out and out[-1][0] == main:
-                    out[-1][1].append(event)
-                else:
-                    out.append((main, [event]))
-        return out
+            return _read_events(txn, start_rev, end_rev, prev_kv)
+
+    def tail_events(
+        self, start_rev: int, end_rev: int, *, prev_kv: bool = False
+    ) -> list[tuple[int, list[Event]]]:
+        """``events`` for a reader that follows the history from another process (a front-end's
+        watchers): revisions below a scheduled compaction may still be read while its physical
+        removal has not reached them; ``Compacted`` once entries at or after ``start_rev`` may be
+        gone."""
+        with self.backend.read_txn() as txn:
+            if start_rev < _history_kept_from(txn):
+                raise Compacted()
+            return _read_events(txn, start_rev, end_rev, prev_kv)
 
     # the watchable store's HistoryStore protocol (petcd.mvcc.watchable_store)
 
@@ -1006,12 +1063,15 @@ class KVStore:
             if w is not None:
                 w.undo_lease_changes()
             raise
+        advanced = w.rev != self._current_rev
         self._current_rev = w.rev
         self._compact_rev = w.compact_rev
         self._nospace = w.nospace
         if self._sink is not None:
             for rev, evs in w.announce:
                 self._sink(rev, evs)
+        if advanced and self._revision_listeners:
+            self._announce_revision()
 
     def _run(self, w: StoreWrite | None, fn: Callable[[StoreWrite], _T]) -> _T:
         if w is not None:

@@ -1,9 +1,10 @@
 """The local channel between a member's core and its front-end processes (ring C).
 
 DESIGN.md, "Scaling past one core": with `--frontend-processes N` the member's core (raft, WAL,
-apply, leases, watches, peers) runs in the `etcd` process and N front-end processes serve the client
-port. A front-end answers ranges from its own read-only handle on the backend and sends everything
-else here, over one unix stream socket per front-end.
+apply, leases, peers) runs in the `etcd` process and N front-end processes serve the client port. A
+front-end answers ranges and serves watches from its own read-only handle on the backend
+(petcd.runtime.frontend_watch) and sends everything else here, over one unix stream socket per
+front-end.
 
 Wire format: frames of a 4-byte big-endian length and a pickled list of messages. Every message
 queued during one event-loop iteration goes out in ONE frame (`FrameWriter`), so a burst of client
@@ -14,17 +15,17 @@ protobuf messages pickle as their serialized bytes.
 Messages, front-end -> core:
     ("call", call_id, method, args)        a facade method (`RuntimeFacade.<method>(*args)`), or
                                            "read_index" (the read index, once the core applied it)
-    ("wopen", stream_id)                   open a watch stream on the core
-    ("wcall", call_id, stream_id, op, args) create / cancel / request_progress / close on it
     ("ready", pid)                         the front-end listens on the client port
 core -> front-end:
     ("ok", call_id, result) / ("err", call_id, EtcdError)
-    ("wresp", stream_id, WatchResponse)    a watch stream's responses, in order
-    ("wend", stream_id)                    the stream's responses ended
     ("state", FrontendState)               header fields, leader, learner, versions (on change)
+    ("rev", revision)                      the backend's revision advanced (committed): wakes the
+                                           front-end's watchers, which then read the backend
+The "rev" notices are coalesced: the KVStore calls its revision listener once per applied batch
+(never per event), and a notice still waiting for the event loop absorbs the next ones.
 An exception that is not an EtcdError is a bug on the core: it crosses as `RemoteBug` (UNKNOWN to
-the client). When either side closes the socket the other gives up: the core closes that front-end's
-watch streams; a front-end fails its waiting calls and stops serving.
+the client). When either side closes the socket the other gives up: a front-end fails its waiting calls and
+stops serving.
 """
 
 from __future__ import annotations
@@ -41,8 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from petcd.errors import EtcdError
-from petcd.pb.etcdserverpb import rpc_pb2 as pb
-from petcd.runtime.facade import RuntimeFacade, RuntimeWatchStream
+from petcd.runtime.facade import RuntimeFacade
 from petcd.server.node import Node
 from petcd.server.responses import ReadIndexResult
 
@@ -77,7 +77,6 @@ FORWARDED = frozenset(
         "move_leader",
     }
 )
-WATCH_OPS = frozenset({"create", "cancel", "request_progress", "close"})
 
 # Calls that are one Node request each: answered from a callback on the Node's future, with no
 # task per call (the hot path of writes and linearizable reads from front-ends).
@@ -179,11 +178,31 @@ class CoreChannelServer:
         self._conns: set[_CoreConn] = set()
         self.ready: asyncio.Queue[int] = asyncio.Queue()
         self.disconnected: asyncio.Event = asyncio.Event()
+        self._aloop: asyncio.AbstractEventLoop | None = None
+        # The newest committed revision the node thread reported, and whether a notice is on its way.
+        self._revision = 0
+        self._revision_queued = False
 
     async def listen(self, path: str) -> None:
+        self._aloop = asyncio.get_running_loop()
+        self.facade.node.kv.add_revision_listener(self._on_revision)
         self._server = await asyncio.start_unix_server(self._serve, path)
 
+    def _on_revision(self, revision: int) -> None:
+        # On the node thread, once per applied batch: hand the newest revision to the event loop.
+        self._revision = revision
+        if not self._revision_queued and self._aloop is not None:
+            self._revision_queued = True
+            with contextlib.suppress(RuntimeError):  # the event loop is closing
+                self._aloop.call_soon_threadsafe(self._send_revision)
+
+    def _send_revision(self) -> None:
+        self._revision_queued = False
+        for c in self._conns:
+            c.out.send(("rev", self._revision))
+
     async def close(self) -> None:
+        self.facade.node.kv.remove_revision_listener(self._on_revision)
         if self._server is not None:
             self._server.close()
         for c in list(self._conns):
@@ -208,7 +227,6 @@ class _CoreConn:
         self.server = server
         self.facade = server.facade
         self.out = FrameWriter(writer)
-        self.streams: dict[int, RuntimeWatchStream] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self._last_state: FrontendState | None = None
 
@@ -234,14 +252,6 @@ class _CoreConn:
                 fut.add_done_callback(functools.partial(self._reply, cid))
             else:
                 self._spawn(self._call(cid, method, args))
-        elif kind == "wcall":
-            _, cid, sid, op, args = msg
-            self._spawn(self._watch_call(cid, sid, op, args))
-        elif kind == "wopen":
-            sid = msg[1]
-            stream = self.facade.open_watch_stream()
-            self.streams[sid] = stream
-            self._spawn(self._pump(sid, stream))
         elif kind == "ready":
             self.server.ready.put_nowait(int(msg[1]))
 
@@ -269,27 +279,6 @@ class _CoreConn:
             return
         self.out.send(("ok", cid, result))
 
-    async def _watch_call(self, cid: int, sid: int, op: str, args: tuple[Any, ...]) -> None:
-        stream = self.streams.get(sid)
-        try:
-            if stream is None or op not in WATCH_OPS:
-                raise RemoteBug(f"no watch stream {sid} / op {op}")
-            result = await getattr(stream, op)(*args)
-        except BaseException as e:
-            if isinstance(e, asyncio.CancelledError):
-                raise
-            self.out.send(("err", cid, as_error(e)))
-            return
-        self.out.send(("ok", cid, result))
-
-    async def _pump(self, sid: int, stream: RuntimeWatchStream) -> None:
-        try:
-            async for resp in stream.responses():
-                self.out.send(("wresp", sid, resp))
-        finally:
-            self.streams.pop(sid, None)
-            self.out.send(("wend", sid))
-
     async def _push_state(self) -> None:
         while not self.out.closed:
             state = self.server._state()
@@ -299,9 +288,6 @@ class _CoreConn:
             await asyncio.sleep(STATE_POLL_S)
 
     async def close(self) -> None:
-        for stream in list(self.streams.values()):
-            with contextlib.suppress(Exception):
-                await stream.close()
         for t in list(self.tasks):
             t.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -338,8 +324,9 @@ class CoreClient:
         self.out = FrameWriter(writer)
         self._ids = itertools.count(1)
         self._calls: dict[int, asyncio.Future[Any]] = {}
-        self._streams: dict[int, Callable[[pb.WatchResponse | None], None]] = {}
         self.state: FrontendState | None = None
+        # Called with each "rev" notice (the front-end's watch hub, petcd.runtime.frontend_watch).
+        self.on_revision: Callable[[int], None] | None = None
         self._have_state = asyncio.Event()
         self.closed = asyncio.Event()
         self._task = asyncio.ensure_future(self._run())
@@ -381,9 +368,6 @@ class CoreClient:
                 if not fut.done():
                     fut.set_exception(ChannelClosed())
             self._calls.clear()
-            for on_resp in list(self._streams.values()):
-                on_resp(None)
-            self._streams.clear()
             self.closed.set()
 
     def _dispatch(self, msg: Any) -> None:
@@ -396,14 +380,9 @@ class CoreClient:
                 fut.set_result(msg[2])
             else:
                 fut.set_exception(msg[2])
-        elif kind == "wresp":
-            on_resp = self._streams.get(msg[1])
-            if on_resp is not None:
-                on_resp(msg[2])
-        elif kind == "wend":
-            on_end = self._streams.pop(msg[1], None)
-            if on_end is not None:
-                on_end(None)
+        elif kind == "rev":
+            if self.on_revision is not None:
+                self.on_revision(msg[1])
         elif kind == "state":
             self.state = msg[1]
             self._have_state.set()
@@ -420,22 +399,6 @@ class CoreClient:
         cid, fut = self._future()
         out = self._fast_out if self._fast_out is not None and method in DIRECT else self.out
         out.send(("call", cid, method, args))
-        try:
-            return await fut
-        finally:
-            self._calls.pop(cid, None)
-
-    def open_stream(self, on_resp: Callable[[pb.WatchResponse | None], None]) -> int:
-        if self.out.closed:
-            raise ChannelClosed()
-        sid = next(self._ids)
-        self._streams[sid] = on_resp
-        self.out.send(("wopen", sid))
-        return sid
-
-    async def stream_call(self, sid: int, op: str, *args: Any) -> Any:
-        cid, fut = self._future()
-        self.out.send(("wcall", cid, sid, op, args))
         try:
             return await fut
         finally:

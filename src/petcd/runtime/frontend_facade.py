@@ -11,8 +11,10 @@ this facade; the same protocol as the in-process `RuntimeFacade`, so petcd.api c
   before answering), then read locally, after checking that the backend's `consistent_index` has
   reached the index. Reads waiting at the same time share one read-index round: a read that arrives
   while a round is in flight waits for the next one, whose index is at least as new as the read.
-* Every other call (writes, leases, members, maintenance) and every watch stream is forwarded to the
-  core (petcd.runtime.channel), which serves it with its RuntimeFacade.
+* Watch streams are served here, from the history in the backend (petcd.runtime.frontend_watch),
+  woken by the core's "revision advanced" notices on the channel.
+* Every other call (writes, leases, members, maintenance) is forwarded to the core
+  (petcd.runtime.channel), which serves it with its RuntimeFacade.
 * Headers: cluster ID, member ID and raft term come from the state the core pushes on change; the
   revision is read from the backend (the revision every reader of this process sees).
 * A single-key range is read on the event loop (a few tens of microseconds); wider ranges in a
@@ -22,8 +24,6 @@ this facade; the same protocol as the in-process `RuntimeFacade`, so petcd.api c
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 from petcd.backend import Backend, read_consistent_index
@@ -31,6 +31,7 @@ from petcd.mvcc.kvstore import KVStore
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.runtime.channel import ChannelClosed, CoreClient, FrontendState
 from petcd.runtime.facade import SpooledSnapshot, spool
+from petcd.runtime.frontend_watch import FrontendWatchHub, FrontendWatchStream
 from petcd.server.errors import Timeout
 from petcd.server.responses import range_response
 
@@ -42,56 +43,6 @@ def is_point_read(req: pb.RangeRequest) -> bool:
     return not req.range_end
 
 
-class FrontendWatchStream:
-    """A client watch stream served by a watch stream on the core."""
-
-    def __init__(self, client: CoreClient) -> None:
-        self._client = client
-        self._queue: list[pb.WatchResponse] = []
-        self._ready = asyncio.Event()
-        self._ended = False
-        self._closed = False
-        self._sid = client.open_stream(self._on_resp)
-
-    def _on_resp(self, resp: pb.WatchResponse | None) -> None:
-        if resp is None:
-            self._ended = True
-        else:
-            self._queue.append(resp)
-        self._ready.set()
-
-    async def create(self, req: pb.WatchCreateRequest) -> int:
-        watch_id: int = await self._client.stream_call(self._sid, "create", req)
-        return watch_id
-
-    async def cancel(self, watch_id: int) -> bool:
-        ok: bool = await self._client.stream_call(self._sid, "cancel", watch_id)
-        return ok
-
-    async def request_progress(self) -> None:
-        await self._client.stream_call(self._sid, "request_progress")
-
-    async def responses(self) -> AsyncIterator[pb.WatchResponse]:
-        while True:
-            if self._queue:
-                batch, self._queue = self._queue, []
-                for r in batch:
-                    yield r
-                continue
-            if self._ended or self._closed:
-                return
-            self._ready.clear()
-            await self._ready.wait()
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        with contextlib.suppress(ChannelClosed):
-            await self._client.stream_call(self._sid, "close")
-        self._ready.set()
-
-
 class FrontendFacade:
     """EtcdFacade for a front-end process (see the module docstring)."""
 
@@ -100,6 +51,8 @@ class FrontendFacade:
         self.backend = backend
         self.kv = KVStore(backend)
         self.request_timeout_s = request_timeout_s
+        self.watch_hub = FrontendWatchHub(self.kv)
+        client.on_revision = self.watch_hub.on_revision
         # The read-index round being collected (not yet sent), and whether one is in flight.
         self._next_round: asyncio.Future[int] | None = None
         self._round_in_flight = False
@@ -113,12 +66,12 @@ class FrontendFacade:
     # --- header and state -------------------------------------------------------------------
 
     def header(self) -> pb.ResponseHeader:
+        return self._header_at(self.kv.current_rev)
+
+    def _header_at(self, revision: int) -> pb.ResponseHeader:
         st = self._state
         return pb.ResponseHeader(
-            cluster_id=st.cluster_id,
-            member_id=st.member_id,
-            revision=self.kv.current_rev,
-            raft_term=st.raft_term,
+            cluster_id=st.cluster_id, member_id=st.member_id, revision=revision, raft_term=st.raft_term
         )
 
     def leader_id(self) -> int:
@@ -213,7 +166,7 @@ class FrontendFacade:
         return resp
 
     def open_watch_stream(self) -> FrontendWatchStream:
-        return FrontendWatchStream(self.client)
+        return FrontendWatchStream(self.watch_hub, self._header_at)
 
     async def lease_grant(self, req: pb.LeaseGrantRequest) -> pb.LeaseGrantResponse:
         resp: pb.LeaseGrantResponse = await self._forward("lease_grant", req)
