@@ -158,9 +158,9 @@ def _node_config(cfg: ServerConfig, ident: Identity) -> NodeConfig:
         auto_compaction_mode=cfg.auto_compaction_mode,
         auto_compaction_retention=cfg.auto_compaction_retention_s,
         cluster_version=CLUSTER_VERSION,
-        # etcd's --unsafe-no-fsync skips the backend's fsync too; otherwise every applied batch
-        # is made durable before it is answered (see Node._apply).
-        sync_backend_on_apply=not cfg.unsafe_no_fsync,
+        # etcd's --unsafe-no-fsync skips every fsync; otherwise the WAL names the commit of every
+        # applied batch durably before it is applied and answered (see Node._handle_ready).
+        durable_commit_before_apply=not cfg.unsafe_no_fsync,
         # request, lease and new members' IDs derive from wall time, as etcd's do, so they do not
         # repeat across restarts (the Clock port is monotonic and starts anew with the process)
         start_unix_ms=int(time.time() * 1000),

@@ -25,8 +25,9 @@ CORPUS_TICKS = 200
 CORPUS_OVERRIDES: dict[str, str] = {}
 # The knobs added after a seed was recorded, off: it replays as it did then.
 BEFORE_CHURN = {"member_rate": "0", "compact_rate": "0", "keepalive_rate": "0"}
-# The server's fix for a member's revision going back after a power cut (a75832f), turned off.
-NO_BACKEND_SYNC = {"sync_backend_on_apply": "false", **BEFORE_CHURN}
+# The server's fix for a member's revision going back after a power cut, turned off (a75832f synced
+# the backend per applied batch; now the WAL names the commit durably before entries are applied).
+NO_DURABLE_COMMIT = {"durable_commit_before_apply": "false", **BEFORE_CHURN}
 
 
 def logged(seed: int, **kw: object) -> list[str]:
@@ -99,7 +100,7 @@ def test_regression_seed(seed: int, ticks: int, nodes: int | None, overrides: di
 def test_revision_back_is_caught_without_the_servers_backend_sync() -> None:
     # Seed 17 found the bug; with the fix off seed 24 fails again, naming member and revisions.
     assert run_server_seed(24, overrides=BEFORE_CHURN).ok
-    result = run_server_seed(24, log=True, overrides=NO_BACKEND_SYNC)
+    result = run_server_seed(24, log=True, overrides=NO_DURABLE_COMMIT)
     assert result.violations[0].kind == "revision-back"
     assert "m4 at revision 25 after 26" in result.violations[0].detail
 
@@ -110,7 +111,7 @@ def test_cli_server_seed_and_sweep(capsys: pytest.CaptureFixture[str]) -> None:
     assert "server seed 3: ok" in out and "final: revision" in out
     assert main(["--server", "--seeds", "3-4"]) == 0
     assert "2 seeds, 2 passed" in capsys.readouterr().out
-    off = [x for name, value in NO_BACKEND_SYNC.items() for x in ("--set", f"{name}={value}")]
+    off = [x for name, value in NO_DURABLE_COMMIT.items() for x in ("--set", f"{name}={value}")]
     assert main(["--server", "--seed", "24", *off]) == 1
     with pytest.raises(SystemExit):
         main(["--server", "--seed", "1", "--set", "no_such_knob=1"])

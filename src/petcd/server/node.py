@@ -16,8 +16,9 @@ The owner loop (runtime: a node thread; simulator: its scheduler)
 `process_ready()` does, for one raft Ready: hand the proposals and read requests queued since the
 last Ready to raft in one batch each (`propose_batch`, one ReadIndex for every waiting read); the
 leader sends its messages first; a received snapshot restores the backend; the LogStore saves the
-hard state and entries (one sync); followers send their messages; every committed entry is
-applied in ONE backend write transaction that also records `consistent_index`/term; then results
+hard state and entries (one sync; also forced when the Ready's committed entries go past the
+commit the WAL holds durably, so that a power cut can never undo what was answered); followers
+send their messages; every committed entry is applied in ONE backend write transaction that also records `consistent_index`/term; then results
 are resolved through the ResultSink, watchers notified, reads whose index is applied released,
 and a raft snapshot taken every `snapshot_count` applied entries. It returns whether there was
 anything to do.
@@ -210,9 +211,10 @@ class NodeConfig:
     cluster_version: str = "3.6.0"  # petcd.version.CLUSTER_VERSION (a test keeps them equal)
     request_timeout_s: float = 0.0  # 0: etcd's 5 s + 2 election timeouts
     max_inflight_msgs: int = 512
-    # Sync the backend after each applied batch, before answering from it (see `_apply`). Only
-    # tests that measure something else turn it off.
-    sync_backend_on_apply: bool = True
+    # Make the commit index durable in the WAL before applying entries past it (see
+    # `_handle_ready`), so a power cut can never leave the member behind what it answered. Only
+    # tests that measure something else (and --unsafe-no-fsync) turn it off.
+    durable_commit_before_apply: bool = True
     seed: int | None = None  # election jitter; default: derived from the member ID
     # Wall-clock milliseconds at start (the runtime's time.time()): request and lease IDs and
     # added members' IDs derive from it, as etcd's do. None: the Clock's reading (tests, sim).
@@ -408,6 +410,8 @@ class Node:
         # What was committed before this start: the store is only as new as before the crash
         # once it is applied again (see `recovered`).
         self._start_commit = persisted.hard_state.commit
+        # The highest commit index the WAL holds durably (see `_handle_ready`).
+        self._durable_commit = persisted.hard_state.commit
         raft_cfg = Config(
             id=cfg.member_id,
             storage=self._raft_storage,
@@ -932,7 +936,27 @@ class Node:
         # After installing a snapshot the hard state's commit must be durable before anything
         # acts on it: a restart whose WAL forgot that commit would drop the snapshot's marker
         # and meet a leader's commit beyond its log (etcd#10219; etcd forces storage.Sync()).
-        self.log_store.save(rd.hard_state, rd.entries, rd.must_sync or installed)
+        hard_state = rd.hard_state
+        sync = rd.must_sync or installed
+        committed = rd.committed_entries
+        if (
+            committed
+            and committed[-1].index > self._durable_commit
+            and self.config.durable_commit_before_apply
+            and not sync
+        ):
+            # These entries are in the WAL, but the commit that covers them may not be (a
+            # commit-only hard state is not fsynced by raft's rule). Once applied they are
+            # answered from, and a power cut may undo the backend's latest commits (LMDB's
+            # meta page is not synced per commit, and the backend is not synced per batch):
+            # replay after a restart must then reach them again, so the WAL must name this
+            # commit first (etcd#13766: a member's revision went back after a crash).
+            sync = True
+            if hard_state.is_empty():
+                hard_state = self._raft_storage.hard_state
+        self.log_store.save(hard_state, rd.entries, sync)
+        if sync and not hard_state.is_empty():
+            self._durable_commit = max(self._durable_commit, hard_state.commit)
         if not rd.hard_state.is_empty():
             self._raft_storage.set_hard_state(rd.hard_state)
         if rd.entries:
@@ -1146,16 +1170,11 @@ class Node:
                     for e in entries:
                         self._apply_entry(e, w if e.index > self.consistent_index else None, results)
                     put_consistent_index(w.backend, last.index, last.term)
-                    # the commit happens as the transaction closes (and is synced below)
+                    # the commit happens as the transaction closes; it needs no sync of its
+                    # own: the WAL already names a commit covering it (see `_handle_ready`)
                     commit_start = self.clock.now_s() if self.observe_backend_commit is not None else 0.0
                 finally:
                     self._apply_w = None
-            if self.config.sync_backend_on_apply:
-                # A commit-only hard state is not fsynced in the WAL (raft's must_sync rule), so
-                # after a power cut the WAL may name an older commit than this batch. The backend
-                # must then still hold what clients were answered from, or a member's revision
-                # goes back (etcd#13766): make each applied batch durable before it is answered.
-                self.backend.sync()
             if self.observe_backend_commit is not None:
                 self.observe_backend_commit(self.clock.now_s() - commit_start)
             self.consistent_index = last.index

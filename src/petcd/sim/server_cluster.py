@@ -128,9 +128,9 @@ class ServerKnobs:
     watch_rate: float = 0.03
     lease_rate: float = 0.03
     keys: int = 4
-    # NodeConfig.sync_backend_on_apply; off (only with --set) brings back the revision going back
+    # NodeConfig.durable_commit_before_apply; off (only with --set) brings back the revision going back
     # after a power cut that the server fixed (etcd#13766), to show the checker still sees it.
-    sync_backend_on_apply: bool = True
+    durable_commit_before_apply: bool = True
     transfer_rate: float = 0.0  # per tick: the leader is asked to MoveLeader to another member
     member_rate: float = 0.0  # per tick: a membership change (add learner, promote, remove, re-add)
     compact_rate: float = 0.0  # per tick: a client Compact near the current revision
@@ -413,7 +413,7 @@ class ServerSimulation:
             snapshot_catchup_entries=k.catchup_entries,
             pre_vote=k.pre_vote,
             request_timeout_s=3.0,
-            sync_backend_on_apply=k.sync_backend_on_apply,
+            durable_commit_before_apply=k.durable_commit_before_apply,
         )
 
     # ---------------------------------------------------------------------------------------
