@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import Served
+from api_served import Served
 from fake_facade import MEMBER_ID
 
 ETCDCTL = "/usr/bin/etcdctl"

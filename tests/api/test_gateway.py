@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Served
+from api_served import Served
 
 from petcd.gateway.http import gateway_routes
 from petcd.pb.etcdserverpb import rpc_pb2 as pb

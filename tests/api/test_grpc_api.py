@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Served
+from api_served import Served
 from fake_facade import MEMBER_ID
 
 import petcd

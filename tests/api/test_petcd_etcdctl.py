@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import Served
+from api_served import Served
 
 
 def run(endpoint: str, *args: str) -> subprocess.CompletedProcess[str]:

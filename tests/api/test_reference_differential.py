@@ -18,7 +18,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Served
+from api_served import Served
 
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc as rpc

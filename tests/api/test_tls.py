@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from conftest import Served
+from api_served import Served
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec

@@ -10,7 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
-from conftest import Served
+from api_served import Served
 
 from petcd.api.watch import fragments
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
