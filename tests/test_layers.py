@@ -140,6 +140,8 @@ FILE_LAYERS: dict[str, frozenset[str]] = {
     # A front-end process answers ranges from its read-only backend handle with the MVCC store's
     # read path (DESIGN.md, "Scaling past one core"), as the core's Node does.
     "runtime/frontend_facade.py": frozenset({"mvcc"}),
+    # ... and serves its watch streams with the MVCC watchable store over that handle's history.
+    "runtime/frontend_watch.py": frozenset({"mvcc"}),
     # `petcd-benchmark mvcc put` measures the MVCC store in-process, without network (etcd's too).
     "benchmark/mvcc_put.py": frozenset({"mvcc", "backend"}),
 }

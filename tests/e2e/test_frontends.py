@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -62,7 +62,8 @@ class Member:
 
 
 @contextlib.contextmanager
-def member_with_frontends(base: Path, n: int) -> Iterator[Member]:
+def member_with_frontends(base: Path, n: int, extra: Sequence[str] = ()) -> Iterator[Member]:
+    """A one-member petcd with `n` front-end processes (0: a single process), `extra` flags added."""
     client, peer = free_ports(2)
     cu, pu = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
     log = (base / "petcd.log").open("wb")
@@ -87,6 +88,7 @@ def member_with_frontends(base: Path, n: int) -> Iterator[Member]:
             f"default={pu}",
             "--frontend-processes",
             str(n),
+            *extra,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
