@@ -34,11 +34,12 @@ synced watchers as each write commits; here the hub's *tail* does it:
   runs: advance (so a lost or late notice costs at most one interval), retry parked (victim)
   watchers, catch up unsynced ones, and the periodic progress notification. A watcher created at a
   past revision, and a consumer that drains its queue while victims wait, get a round at once.
-* start_revision 0 means "after the backend's current revision": the revision the created
-  response's header reports (read from the backend too), not the tail.
-* A stream-wide progress request and the periodic progress notification first advance the tail to
-  the backend's current revision, so the revision they report is at least every header this process
-  sent before (headers are read from the backend) and at most what the backend shows.
+* Creating a watcher, a stream-wide progress request and the periodic progress notification first
+  advance the tail to the backend's current revision. So start_revision 0 means "after the
+  backend's current revision" (at least the revision the created response's header reports: it was
+  read from the backend just before), and a progress response reports at least every header the
+  stream got before it and at most what the backend shows. (A progress request deferred until the
+  stream's watchers catch up goes out at the tail of that moment, as on the core.)
 
 Everything here runs on the front-end's event loop; the watch streams' queues are only touched there.
 """
@@ -188,9 +189,12 @@ class FrontendWatchHub:
         self._streams -= 1
 
     def create(self, stream: WatchStream, req: pb.WatchCreateRequest) -> int:
+        # Up to the backend first: the created response's header (read from the backend before
+        # this) is then at most the tail, which every later progress response reports at least.
+        self.advance()
         start_rev = int(req.start_revision)
         if start_rev <= 0:
-            start_rev = self.kv.current_rev + 1
+            start_rev = self.history.tail + 1
         watch_id = stream.watch(
             bytes(req.key),
             bytes(req.range_end),
@@ -230,10 +234,6 @@ class FrontendWatchStream:
         self._ready = asyncio.Event()
         self._stream = hub.open(self._ready.set)
         self._closed = False
-        # The last event list converted, and its conversion: the watchers of one key that a
-        # revision reaches share one list (WatchableStore.notify_events).
-        self._last_events: list[Event] | None = None
-        self._last_pb: list[kv_pb2.Event] = []
 
     async def create(self, req: pb.WatchCreateRequest) -> int:
         return self._hub.create(self._stream, req)
@@ -248,7 +248,9 @@ class FrontendWatchStream:
     async def request_progress(self) -> None:
         self._hub.request_progress(self._stream)
 
-    def _convert(self, r: WatchResponse) -> pb.WatchResponse:
+    def _convert(self, r: WatchResponse, converted: dict[int, kv_pb2.Event]) -> pb.WatchResponse:
+        # `converted`: the events of one drained batch by id (the batch keeps them alive): the
+        # watchers a revision reaches share its Event objects, live or caught up from history.
         out = pb.WatchResponse(
             header=self._header(r.revision),
             watch_id=r.watch_id,
@@ -257,11 +259,11 @@ class FrontendWatchStream:
             cancel_reason=r.cancel_reason,
             fragment=r.fragment,
         )
-        if r.events:
-            if r.events is not self._last_events:
-                self._last_events = r.events
-                self._last_pb = [_pb_event(ev) for ev in r.events]
-            out.events.extend(self._last_pb)
+        for ev in r.events:
+            got = converted.get(id(ev))
+            if got is None:
+                got = converted[id(ev)] = _pb_event(ev)
+            out.events.append(got)
         return out
 
     async def responses(self) -> AsyncIterator[pb.WatchResponse]:
@@ -269,8 +271,9 @@ class FrontendWatchStream:
         while True:
             batch = stream.drain()
             if batch:
+                converted: dict[int, kv_pb2.Event] = {}
                 for r in batch:
-                    yield self._convert(r)
+                    yield self._convert(r, converted)
                 self._hub.drained()
                 continue
             if self._closed:
