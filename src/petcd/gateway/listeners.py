@@ -4,8 +4,8 @@ Used alike by a single-process member (petcd.app) and by each front-end process
 (petcd.etcdmain.frontend), so both serve the client URLs the same way, as etcd does:
 
 * `--listen-client-urls` without `--listen-client-http-urls` (and the gateway enabled): each client
-  port is a `ClientPortMux`; gRPC connections are spliced to the gRPC server's own loopback port,
-  HTTP/1.1 goes to a `GatewayServer`;
+  port is a `ClientPortMux`; gRPC connections are spliced to the gRPC server's own unix socket (in a
+  private 0700 directory made for it, removed by `close()`), HTTP/1.1 goes to a `GatewayServer`;
 * with `--listen-client-http-urls` (or the gateway disabled): the gRPC server listens on the client
   ports itself, and HTTP gets its own listeners;
 * `serve_http` adds plain HTTP listeners (the HTTP client URLs, the metrics URLs).
@@ -17,7 +17,10 @@ server must then have been built with `reuse_port=True` too (petcd.api.server.bu
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import socket
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,6 +50,7 @@ class ClientListeners:
         self.metrics = metrics
         self.muxes: list[ClientPortMux] = []
         self.gateways: list[GatewayServer] = []
+        self._grpc_dir: str | None = None  # the private directory of the gRPC server's unix socket
 
     async def start(
         self,
@@ -60,7 +64,10 @@ class ClientListeners:
         """Serve the client addresses (and the HTTP-only ones); starts the gRPC server."""
         mux = bool(client) and enable_gateway and not client_http
         if mux:
-            grpc_port = server.add_insecure_port("127.0.0.1:0")
+            self._grpc_dir = tempfile.mkdtemp(prefix="petcd-grpc-")
+            grpc_socket = os.path.join(self._grpc_dir, "grpc.sock")
+            if not server.add_insecure_port(f"unix:{grpc_socket}"):
+                raise OSError(f"cannot listen on unix:{grpc_socket}")
         else:
             for host, port in client:
                 server.add_insecure_port(grpc_address(host, port))
@@ -69,7 +76,7 @@ class ClientListeners:
             for host, port in client:
                 gw = GatewayServer(self.core, self.metrics)
                 self.gateways.append(gw)
-                m = ClientPortMux(gw, ("127.0.0.1", grpc_port))
+                m = ClientPortMux(gw, grpc_socket)
                 await m.listen(host, port, reuse_port=reuse_port)
                 self.muxes.append(m)
         await self.serve_http(client_http, reuse_port=reuse_port)
@@ -87,3 +94,5 @@ class ClientListeners:
         for gw in self.gateways:
             with contextlib.suppress(Exception):
                 await gw.close()
+        if self._grpc_dir is not None:
+            shutil.rmtree(self._grpc_dir, ignore_errors=True)
