@@ -161,6 +161,7 @@ def _node_config(cfg: ServerConfig, ident: Identity) -> NodeConfig:
         # etcd's --unsafe-no-fsync skips every fsync; otherwise the WAL names the commit of every
         # applied batch durably before it is applied and answered (see Node._handle_ready).
         durable_commit_before_apply=not cfg.unsafe_no_fsync,
+        progress_notify_interval_s=max(cfg.watch_progress_notify_interval_s, MIN_WATCH_PROGRESS_INTERVAL_S),
         # request, lease and new members' IDs derive from wall time, as etcd's do, so they do not
         # repeat across restarts (the Clock port is monotonic and starts anew with the process)
         start_unix_ms=int(time.time() * 1000),
@@ -185,11 +186,21 @@ def _members_info(loop: NodeLoop, node: Node) -> object:
         return {}
 
 
+# etcd raises a shorter --watch-progress-notify-interval to this, with a warning
+MIN_WATCH_PROGRESS_INTERVAL_S = 0.1
+
+
 def run(cfg: ServerConfig, zap: ZapLogger, args: Sequence[str]) -> int:
     """Start the member and serve until a signal (or a fatal error); the exit status."""
     zap.info(CALLER, "Running: ", args=["etcd", *args])
     for w in cfg.warnings:
         zap.warn(CALLER, w)
+    if cfg.watch_progress_notify_interval_s < MIN_WATCH_PROGRESS_INTERVAL_S:
+        zap.warn(
+            "v3rpc/watch.go:67",
+            "adjusting watch progress notify interval to minimum period",
+            min_watch_progress_notify_interval="100ms",
+        )
     zap.info(
         EMBED,
         "starting an etcd server",

@@ -239,3 +239,26 @@ def test_unsupported_logger_and_format_refused() -> None:
     assert "does not implement" in error_of("--log-format", "console")
     assert "does not implement" in error_of("--logger", "capnslog")
     cfg_of("--logger", "zap", "--log-format", "json")
+
+
+def test_watch_progress_notify_interval_flags() -> None:
+    assert cfg_of().watch_progress_notify_interval_s == 600.0
+    assert cfg_of("--watch-progress-notify-interval=100ms").watch_progress_notify_interval_s == 0.1
+    assert (
+        cfg_of("--experimental-watch-progress-notify-interval", "1m30s").watch_progress_notify_interval_s
+        == 90.0
+    )
+    env = {"ETCD_EXPERIMENTAL_WATCH_PROGRESS_NOTIFY_INTERVAL": "2s"}
+    assert cfg_of(env=env).watch_progress_notify_interval_s == 2.0
+    # the new name wins over the deprecated one; etcd keeps the default for a zero or negative value
+    both = ("--experimental-watch-progress-notify-interval=5s", "--watch-progress-notify-interval=3s")
+    assert cfg_of(*both).watch_progress_notify_interval_s == 3.0
+    assert cfg_of("--watch-progress-notify-interval=0").watch_progress_notify_interval_s == 600.0
+    assert cfg_of("--watch-progress-notify-interval=-1s").watch_progress_notify_interval_s == 600.0
+    # Go's flag package, as the reference etcd prints it
+    assert error_of("--experimental-watch-progress-notify-interval=abc") == (
+        'invalid value "abc" for flag -experimental-watch-progress-notify-interval: parse error'
+    )
+    assert error_of("--watch-progress-notify-interval", "10") == (
+        'invalid value "10" for flag -watch-progress-notify-interval: parse error'
+    )

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -45,7 +45,7 @@ def _command(kind: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def one_member(kind: str, base_dir: Path) -> Iterator[str]:
+def one_member(kind: str, base_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[str]:
     client, peer = free_ports(2)
     client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -67,6 +67,7 @@ def one_member(kind: str, base_dir: Path) -> Iterator[str]:
             peer_url,
             "--initial-cluster",
             f"default={peer_url}",
+            *extra_args,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

@@ -41,7 +41,7 @@ class FlagError(ConfigError):
 @dataclass(frozen=True, slots=True)
 class Flag:
     name: str
-    kind: str  # "str", "int", "bool", "urls", "list", "float"
+    kind: str  # "str", "int", "bool", "urls", "list", "float", "duration" (Go's syntax, kept as text)
     default: Any
     help: str = ""
     choices: tuple[str, ...] = ()
@@ -71,6 +71,18 @@ FLAGS: dict[str, Flag] = {
             "int",
             5000,
             "Deprecated: use --snapshot-catchup-entries.",
+        ),
+        Flag(
+            "watch-progress-notify-interval",
+            "duration",
+            "10m0s",
+            "Duration of periodic watch progress notifications.",
+        ),
+        Flag(
+            "experimental-watch-progress-notify-interval",
+            "duration",
+            "10m0s",
+            "Deprecated: use --watch-progress-notify-interval.",
         ),
         Flag("heartbeat-interval", "int", 100, "Time (in milliseconds) of a heartbeat interval."),
         Flag("election-timeout", "int", 1000, "Time (in milliseconds) for an election to timeout."),
@@ -294,8 +306,6 @@ UNIMPLEMENTED: dict[str, Any] = {
     "compaction-batch-limit": 1000,
     "experimental-compaction-sleep-interval": "10ms",
     "compaction-sleep-interval": "10ms",
-    "experimental-watch-progress-notify-interval": "10m0s",
-    "watch-progress-notify-interval": "10m0s",
     "experimental-downgrade-check-time": "5s",
     "downgrade-check-time": "5s",
     "experimental-bootstrap-defrag-threshold-megabytes": 0,
@@ -348,6 +358,13 @@ def _convert(name: str, kind: str, value: object) -> Any:
             return int(str(value), 0)
         except ValueError:
             raise FlagError(f'invalid value "{value}" for flag -{name}: parse error') from None
+    if kind == "duration":
+        text = str(value)
+        try:
+            parse_go_duration(text)
+        except ValueError:
+            raise FlagError(f'invalid value "{value}" for flag -{name}: parse error') from None
+        return text
     if kind == "list":
         if isinstance(value, list):
             return [str(v) for v in value]
@@ -558,6 +575,9 @@ class ServerConfig:
     warnings: tuple[str, ...] = ()
     # petcd only: client-serving front-end processes (0: the member's own process serves clients)
     frontend_processes: int = 0
+    # --watch-progress-notify-interval (or its experimental- name): seconds between the periodic
+    # progress notifications to watchers created with progress_notify
+    watch_progress_notify_interval_s: float = 600.0
 
     @property
     def election_ticks(self) -> int:
@@ -645,17 +665,41 @@ def parse_retention(mode: str, text: str) -> float:
         return float(int(text)) * 3600.0
     except ValueError:
         pass
+    try:
+        return parse_go_duration(text)
+    except ValueError:
+        raise ConfigError(f'time: invalid duration "{text}"') from None
+
+
+_DURATION_UNITS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "\u00b5s": 1e-6,
+    "\u03bcs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+}
+_DURATION_PART = re.compile(r"([0-9]*\.?[0-9]*)(ns|us|\u00b5s|\u03bcs|ms|s|m|h)")
+
+
+def parse_go_duration(text: str) -> float:
+    """Go's time.ParseDuration, in seconds: "1m30s", "100ms", "-1.5h", "0"; ValueError otherwise."""
+    body = text[1:] if text[:1] in "+-" else text
+    sign = -1.0 if text.startswith("-") else 1.0
+    if body == "0":
+        return 0.0
     total = 0.0
-    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
     pos = 0
-    for m in re.finditer(r"([0-9]*\.?[0-9]+)(ms|h|m|s)", text):
-        if m.start() != pos:
+    for m in _DURATION_PART.finditer(body):
+        if m.start() != pos or m.group(1) in ("", "."):
             break
-        total += float(m.group(1)) * units[m.group(2)]
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
         pos = m.end()
-    if pos != len(text) or not text:
-        raise ConfigError(f'time: invalid duration "{text}"')
-    return total
+    if not body or pos != len(body):
+        raise ValueError(f'time: invalid duration "{text}"')
+    return sign * total
 
 
 def validate(parsed: ParsedArgs) -> ServerConfig:
@@ -776,7 +820,17 @@ def validate(parsed: ParsedArgs) -> ServerConfig:
         else _bad_frontends(v["frontend-processes"]),
         config_file=v["config-file"],
         warnings=tuple(parsed.warnings),
+        watch_progress_notify_interval_s=_progress_interval(v, explicit),
     )
+
+
+def _progress_interval(v: Mapping[str, Any], explicit: set[str]) -> float:
+    """etcd keeps its default (10m) unless the interval set is positive; the new name wins."""
+    name = "watch-progress-notify-interval"
+    if name not in explicit and f"experimental-{name}" in explicit:
+        name = f"experimental-{name}"
+    seconds = parse_go_duration(v[name])
+    return seconds if seconds > 0 else parse_go_duration(FLAGS[name].default)
 
 
 def _bad_frontends(n: int) -> int:

@@ -215,6 +215,9 @@ class NodeConfig:
     # `_handle_ready`), so a power cut can never leave the member behind what it answered. Only
     # tests that measure something else (and --unsafe-no-fsync) turn it off.
     durable_commit_before_apply: bool = True
+    # --watch-progress-notify-interval: the periodic progress notification of watchers that asked
+    # for it (progress_notify) and got no event since the last one
+    progress_notify_interval_s: float = PROGRESS_NOTIFY_INTERVAL_S
     seed: int | None = None  # election jitter; default: derived from the member ID
     # Wall-clock milliseconds at start (the runtime's time.time()): request and lease IDs and
     # added members' IDs derive from it, as etcd's do. None: the Clock's reading (tests, sim).
@@ -594,7 +597,7 @@ class Node:
         if ws.has_unsynced:
             ws.sync_watchers()
         now = self.clock.now_s() if now is None else now
-        if now - self._last_progress_s >= PROGRESS_NOTIFY_INTERVAL_S:
+        if now - self._last_progress_s >= self.config.progress_notify_interval_s:
             self._last_progress_s = now
             ws.progress_tick()
 
