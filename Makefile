@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup system-deps run sim test lint bench bench-compare sim-sweep robustness proto clean
+.PHONY: setup system-deps run sim test lint bench bench-compare bench-memory sim-sweep robustness proto clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -47,6 +47,12 @@ bench: setup system-deps
 # petcd/etcd ratios (scripts/bench_compare.py). BENCH_COMPARE_FLAGS=--quick for a one-minute smoke run.
 bench-compare: setup system-deps
 	$(PY) scripts/bench_compare.py $(BENCH_COMPARE_FLAGS)
+
+# RSS (anon/file split, PSS) of etcd and petcd after 1M keys of 256 bytes, and the 1000-watcher
+# events/s (scripts/bench_memory.py; a quarter of an hour or more on 2 cores).
+# BENCH_MEMORY_FLAGS="--keys 100000" for a shorter run.
+bench-memory: setup system-deps
+	$(PY) scripts/bench_memory.py --watch --mappings 6 $(BENCH_MEMORY_FLAGS)
 
 # The long simulator sweep (opt-in; CI runs the fixed corpus inside `make test`).
 sim-sweep: setup
