@@ -5,9 +5,11 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from petcd.raft.types import Entry, Message, MessageType, Snapshot, SnapshotMetadata
 from petcd.runtime import transport as tr
@@ -17,7 +19,9 @@ CLUSTER = 0xC1
 
 
 class Recorder:
-    def __init__(self) -> None:
+    def __init__(self, batched: bool = False) -> None:
+        self.batched = batched
+        self.bursts: list[int] = []  # sizes of the bursts handed over by on_messages
         self.messages: list[Message] = []
         self.snapshots: list[tuple[Message, list[bytes]]] = []
         self.unreachable: list[int] = []
@@ -39,7 +43,15 @@ class Recorder:
             is_removed=lambda i: i in removed,
             members_info=lambda: {"cluster_id": CLUSTER, "members": [{"id": 1}]},
             on_round_trip=lambda i, s: self._add(lambda: self.rtts.append((i, s))),
+            on_messages=self._burst if self.batched else None,
         )
+
+    def _burst(self, ms: Sequence[Message]) -> None:
+        def add() -> None:
+            self.bursts.append(len(ms))
+            self.messages.extend(ms)
+
+        self._add(add)
 
     def wait(self, pred: Callable[[], bool], timeout: float = 5.0) -> bool:
         with self.cond:
@@ -62,14 +74,18 @@ def started() -> Iterator[list[Transport]]:
         t.stop()
 
 
-def msg(to: int, frm: int, index: int, data: bytes = b"x") -> Message:
+def msg(to: int, frm: int, index: int, data: bytes = b"x", log_term: int = 0, commit: int = 0) -> Message:  # noqa: PLR0917
+    """An append of one entry; with log_term 3 it continues the one at index - 1 (as a leader's
+    pipeline sends them), with the default 0 it does not (and is never merged with it)."""
     return Message(
         MessageType.MSG_APP,
         to=to,
         from_=frm,
         term=3,
         index=index,
+        log_term=log_term,
         entries=(Entry(term=3, index=index + 1, data=data),),
+        commit=commit,
     )
 
 
@@ -209,9 +225,12 @@ def test_removing_a_peer_never_blocks(started: list[Transport], monkeypatch: pyt
         time.sleep(0.1)  # let the sender start its (minute-long) handshake
         waits: list[bool] = []
         real_stop = tr._Peer.stop
-        monkeypatch.setattr(
-            tr._Peer, "stop", lambda self, wait=True: (waits.append(wait), real_stop(self, wait))
-        )
+
+        def recording_stop(self: tr._Peer, wait: bool = True) -> None:
+            waits.append(wait)
+            real_stop(self, wait)
+
+        monkeypatch.setattr(tr._Peer, "stop", recording_stop)
         caller = threading.Thread(target=t1.set_peers, args=({},))
         caller.start()
         caller.join(timeout=30)
@@ -232,3 +251,67 @@ def test_round_trips_are_probed(started: list[Transport]) -> None:
     assert peer == 2 and 0 < rtt < 1.0
     t1.send([msg(2, 1, 5)])  # probes and messages share the stream
     assert r2.wait(lambda: [m.index for m in r2.messages] == [5])
+
+
+def test_a_backlog_goes_out_coalesced_and_comes_in_as_bursts(
+    started: list[Transport], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Appends queued while the sender is still connecting merge into few messages; the receiver
+    gets the same entries in order, handed over a burst at a time."""
+    r1, r2 = Recorder(), Recorder(batched=True)
+    t1, t2 = make(1, r1), make(2, r2)
+    started += [t1, t2]
+    go = threading.Event()
+    real_dial = tr.dial
+
+    def held_dial(*args: object, **kw: object) -> socket.socket:
+        go.wait(10)
+        return real_dial(*args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tr, "dial", held_dial)
+    t1.set_peers({2: t2.listen_urls})
+    ack = Message(MessageType.MSG_APP_RESP, to=2, from_=1, term=3, index=7)
+    t1.send([*(msg(2, 1, i, b"v%d" % i, log_term=3, commit=i // 2) for i in range(1000)), ack, ack])
+    go.set()
+    assert r2.wait(lambda: sum(len(m.entries) for m in r2.messages) == 1000)
+    assert r2.wait(lambda: r2.messages[-1].type == MessageType.MSG_APP_RESP)
+    *apps, last = r2.messages
+    assert [e.index for m in apps for e in m.entries] == list(range(1, 1001))
+    assert len(apps) == 1  # one append (1000 entries of a few bytes) and one acknowledgement
+    assert (apps[0].index, apps[0].log_term, apps[0].commit) == (0, 3, 499)
+    assert last == ack
+    assert sum(r2.bursts) == len(r2.messages) == 2
+
+
+def test_bursts_are_handed_over_in_one_call_each(started: list[Transport]) -> None:
+    r1, r2 = Recorder(), Recorder(batched=True)
+    t1, t2 = make(1, r1), make(2, r2)
+    started += [t1, t2]
+    t1.set_peers({2: t2.listen_urls})
+    t1.send([msg(2, 1, i) for i in range(300)])  # not continuing (log_term 0): kept apart
+    assert r2.wait(lambda: len(r2.messages) == 300)
+    assert [m.index for m in r2.messages] == list(range(300))
+    assert len(r2.bursts) < 300
+
+
+@given(st.lists(st.binary(max_size=300), max_size=20), st.lists(st.integers(1, 64), min_size=1))
+def test_frame_reader_reassembles_any_split(payloads: list[bytes], cuts: list[int]) -> None:
+    stream = b"".join(tr.frame(tr.MSG, p) for p in payloads)
+    reader = tr.FrameReader()
+    got: list[tuple[int, bytes]] = []
+    pos, i = 0, 0
+    while pos < len(stream):
+        n = cuts[i % len(cuts)]
+        reader.feed(stream[pos : pos + n])
+        got += reader.frames()
+        pos, i = pos + n, i + 1
+    assert got == [(tr.MSG, p) for p in payloads]
+    assert reader.frames() == []
+
+
+def test_frame_reader_refuses_oversized_and_empty_frames() -> None:
+    for length in (0, tr.FRAME_BYTES_MAX + 2):
+        reader = tr.FrameReader()
+        reader.feed(tr._HEADER.pack(length, tr.MSG))
+        with pytest.raises(tr.FrameError):
+            reader.frames()

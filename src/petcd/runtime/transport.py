@@ -13,15 +13,24 @@ removed member, and answers OK or REJECT(reason) (then closes). After OK:
   member joining with --initial-cluster-state existing learns the cluster this way); no cluster
   check for this purpose, since the joiner does not know the cluster ID yet.
 
-Threads. `send()` is called by the node thread and never blocks: each peer has a bounded queue
-(etcd's stream buffer, 4096 messages) drained by that peer's sender thread, which keeps one
-persistent connection, writes every queued message in one batch, and reconnects with backoff
-(50 ms doubling to 1 s) when the connection breaks. A full queue drops the message and reports the
-peer unreachable; so does a broken connection (etcd's ReportUnreachable), which makes raft probe
-the peer again instead of streaming into the void. Each snapshot goes over its own connection on
-its own thread, so a large db never delays heartbeats; its outcome is reported with
-`on_snapshot_status(to, ok)`. Inbound connections get a reader thread each, which decodes frames
-and hands them to `on_message` / `on_snapshot` (the runtime queues them for the node thread).
+Threads. `send()` is called by the node thread and never blocks: it only queues the message
+objects. Each peer has a bounded queue (etcd's stream buffer, 4096 messages) drained by that peer's
+sender thread, which keeps one persistent connection and reconnects with backoff (50 ms doubling to
+1 s) when the connection breaks. A full queue drops the message and reports the peer unreachable;
+so does a broken connection (etcd's ReportUnreachable), which makes raft probe the peer again
+instead of streaming into the void. Each snapshot goes over its own connection on its own thread,
+so a large db never delays heartbeats; its outcome is reported with `on_snapshot_status(to, ok)`.
+
+Batching, because in Python the per-message costs (encoding, a syscall, a thread hand-off, a raft
+step) are what a replicated write pays most for, far more than bytes. The sender takes everything
+waiting in its queue at once, passes it through `petcd.raft.coalesce` (continuing appends merge
+into one MsgApp, a run of acknowledgements keeps only the last: under load this turns a dozen
+messages per Ready into one or two), encodes the result and writes it with one `sendall`. Encoding
+happens there and not in `send()`, so the node thread goes on to its fsync meanwhile, and messages
+that wait because the link is busy still merge. The reader of an inbound connection receives
+whatever has arrived (up to `RECV_BYTES`) with one `recv`, decodes every complete frame in it and
+hands the whole burst over in ONE call, `on_messages` (or `on_message` per message when the
+runtime does not take batches), so the node thread is woken once per burst, not per message.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from typing import IO
 from urllib.parse import urlsplit
 
 from petcd.codec.raft import decode_message, encode_message
+from petcd.raft.coalesce import coalesce
 from petcd.raft.types import Message
 
 log = logging.getLogger("petcd.runtime.transport")
@@ -54,6 +64,10 @@ REMOVED_REASON = "rejected stream from remote peer because it was removed"
 _HEADER = struct.Struct(">IB")
 _HELLO = struct.Struct(">6sQQQB")
 QUEUE_MESSAGES_MAX = 4096
+# How many queued messages one write takes at most (the rest go in the next one).
+SEND_BATCH_MAX = 1024
+# One recv's worth: a burst of frames is read (and handed to the node) at once.
+RECV_BYTES = 256 * 1024
 FRAME_BYTES_MAX = 64 * 1024 * 1024
 SNAPSHOT_CHUNK_BYTES = 1 << 20
 BACKOFF_MIN_S = 0.05
@@ -92,6 +106,47 @@ def frame(kind: int, payload: bytes = b"") -> bytes:
     return _HEADER.pack(len(payload) + 1, kind) + payload
 
 
+def encode_frames(messages: Sequence[Message]) -> bytes:
+    """MSG frames for `messages`, in order, as one buffer (one copy of each payload)."""
+    parts: list[bytes] = []
+    header = _HEADER.pack
+    for m in messages:
+        payload = encode_message(m)
+        parts.append(header(len(payload) + 1, MSG))
+        parts.append(payload)
+    return b"".join(parts)
+
+
+class FrameReader:
+    """Frames out of a byte stream that arrives in arbitrary pieces: `feed(data)` appends what a
+    recv returned, `frames()` takes every complete frame buffered so far."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> None:
+        self._buf += data
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        buf = self._buf
+        out: list[tuple[int, bytes]] = []
+        pos = 0
+        end_buf = len(buf)
+        unpack = _HEADER.unpack_from
+        while end_buf - pos >= _HEADER.size:
+            length, kind = unpack(buf, pos)
+            if length < 1 or length - 1 > FRAME_BYTES_MAX:
+                raise FrameError(f"frame of {length} bytes")
+            end = pos + 4 + length
+            if end > end_buf:
+                break
+            out.append((kind, bytes(buf[pos + _HEADER.size : end])))
+            pos = end
+        if pos:
+            del buf[:pos]
+        return out
+
+
 def url_address(url: str) -> tuple[str, int]:
     u = urlsplit(url)
     return (u.hostname or "localhost"), (u.port if u.port is not None else 2380)
@@ -105,6 +160,9 @@ class TransportCallbacks:
     on_snapshot: Callable[[Message, Iterable[bytes]], None]
     on_unreachable: Callable[[int], None]
     on_snapshot_status: Callable[[int, bool], None]
+    # Every message of one read burst, in order, in one call (one hand-off to the node thread);
+    # when None, `on_message` is called for each.
+    on_messages: Callable[[Sequence[Message]], None] | None = None
     # Members removed from the cluster may not connect (etcd: "rejected stream from remote peer
     # because it was removed").
     is_removed: Callable[[int], bool] = lambda _id: False
@@ -158,6 +216,13 @@ def fetch_members(urls: Sequence[str], from_id: int = 0, timeout_s: float = 5.0)
     raise ConnectionError(f"could not retrieve cluster information from the given URLs: {last}")
 
 
+class _Wake:
+    """The queue item that only wakes a sender."""
+
+
+_WAKE = _Wake()
+
+
 class _Peer:
     """One remote member: a bounded queue and the sender thread keeping one connection to it."""
 
@@ -165,7 +230,10 @@ class _Peer:
         self.transport = transport
         self.member_id = member_id
         self.urls = list(urls)
-        self.queue: queue.Queue[bytes | None] = queue.Queue(QUEUE_MESSAGES_MAX)
+        # Messages to send; None stops the sender, _WAKE only wakes it (the connection died).
+        # A SimpleQueue (C) costs the node thread far less per message than queue.Queue; the
+        # bound is checked in enqueue() (only the node thread adds messages).
+        self.queue: queue.SimpleQueue[Message | _Wake | None] = queue.SimpleQueue()
         self.active = False  # a connection is up (for the "connected" count of strict reconfig)
         self.active_since = 0.0
         self._stopped = threading.Event()
@@ -176,18 +244,16 @@ class _Peer:
     def start(self) -> None:
         self._thread.start()
 
-    def enqueue(self, data: bytes) -> bool:
-        try:
-            self.queue.put_nowait(data)
-            return True
-        except queue.Full:
+    def enqueue(self, m: Message) -> bool:
+        if self.queue.qsize() >= QUEUE_MESSAGES_MAX:
             return False
+        self.queue.put(m)
+        return True
 
     def stop(self, wait: bool = True) -> None:
         """Stop the sender; `wait=False` on the node thread, which must never block on a dial."""
         self._stopped.set()
-        with contextlib.suppress(queue.Full):
-            self.queue.put_nowait(None)
+        self.queue.put(None)
         sock = self._sock
         if sock is not None:
             with contextlib.suppress(OSError):
@@ -251,23 +317,28 @@ class _Peer:
                 item = self.queue.get(timeout=max(0.0, next_probe - now))
             except queue.Empty:
                 continue
-            if item is None:
-                return
-            batch = [frame(MSG, item)] if item else []
-            while len(batch) < 256:
+            batch: list[Message] = []
+            stop = False
+            taken = 0
+            while True:
+                if item is None:
+                    stop = True
+                    break
+                if isinstance(item, Message):
+                    batch.append(item)
+                taken += 1
+                if taken >= SEND_BATCH_MAX:
+                    break
                 try:
-                    nxt = self.queue.get_nowait()
+                    item = self.queue.get_nowait()
                 except queue.Empty:
                     break
-                if nxt is None:
-                    sock.sendall(b"".join(batch))
-                    return
-                if nxt:
-                    batch.append(frame(MSG, nxt))
-            if dead.is_set():
+            if dead.is_set() and not stop:
                 raise ConnectionError("connection closed by peer")
             if batch:
-                sock.sendall(b"".join(batch))
+                sock.sendall(encode_frames(coalesce(batch)))
+            if stop:
+                return
 
     def _watch_close(self, sock: socket.socket, dead: threading.Event) -> None:
         # The peer writes nothing but PONG frames on this connection.
@@ -284,9 +355,8 @@ class _Peer:
             pass
         dead.set()
         # Wake the sender so it notices the dead socket without waiting for the next message.
-        with contextlib.suppress(queue.Full):
-            if not self._stopped.is_set():
-                self.queue.put_nowait(b"")
+        if not self._stopped.is_set():
+            self.queue.put(_WAKE)
 
     def _drain_as_unreachable(self) -> None:
         dropped = False
@@ -419,11 +489,12 @@ class Transport:
     # --- sending (node thread; never blocks) ------------------------------------------------
 
     def send(self, messages: Sequence[Message]) -> None:
+        peers = self._peers
         for m in messages:
-            p = self._peers.get(m.to)
+            p = peers.get(m.to)
             if p is None:
                 continue
-            if not p.enqueue(encode_message(m)):
+            if not p.enqueue(m):
                 self.dropped += 1
                 self.callbacks.on_unreachable(m.to)
 
@@ -521,16 +592,33 @@ class Transport:
         return int(purpose), int(from_id)
 
     def _read_stream(self, conn: socket.socket, from_id: int) -> None:
+        cb = self.callbacks
+        reader = FrameReader()
         while not self._stopped.is_set():
-            kind, payload = read_frame(conn)
-            if self.callbacks.is_removed(from_id):
-                return  # closing makes the removed member redial and be refused as removed
-            if kind == PING:
-                conn.sendall(frame(PONG, payload))
+            data = conn.recv(RECV_BYTES)
+            if not data:
+                raise ConnectionError("connection closed by peer")
+            reader.feed(data)
+            frames = reader.frames()
+            if not frames:
                 continue
-            if kind != MSG:
-                raise FrameError(f"unexpected frame {kind} on a message stream")
-            self.callbacks.on_message(decode_message(payload))
+            if cb.is_removed(from_id):
+                return  # closing makes the removed member redial and be refused as removed
+            burst: list[Message] = []
+            for kind, payload in frames:
+                if kind == MSG:
+                    burst.append(decode_message(payload))
+                elif kind == PING:
+                    conn.sendall(frame(PONG, payload))
+                else:
+                    raise FrameError(f"unexpected frame {kind} on a message stream")
+            if not burst:
+                continue
+            if cb.on_messages is not None:
+                cb.on_messages(burst)
+            else:
+                for m in burst:
+                    cb.on_message(m)
 
     def _read_snapshot(self, conn: socket.socket) -> None:
         kind, payload = read_frame(conn)
