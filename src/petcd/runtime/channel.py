@@ -41,7 +41,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from google.protobuf.message import Message
+
 from petcd.errors import EtcdError
+from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.runtime.facade import RuntimeFacade
 from petcd.server.node import Node
 from petcd.server.responses import ReadIndexResult
@@ -89,6 +92,21 @@ DIRECT: dict[str, Callable[..., Callable[[Node], int]]] = {
     "lease_revoke": lambda req: lambda n: n.lease_revoke(req),
     "read_index": lambda: lambda n: n.read_index(),
 }
+
+# The fast path's message types (petcd.runtime.fast_channel): request and response cross it as
+# their serialized bytes, parsed with these classes (None: no argument / an int result). Pickling a
+# protobuf message costs a Python-level __reduce__ and __setstate__ on every message; these are the
+# C parser's and serializer's calls alone.
+FAST_TYPES: dict[str, tuple[type[Message] | None, type[Message] | None]] = {
+    "put": (pb.PutRequest, pb.PutResponse),
+    "delete_range": (pb.DeleteRangeRequest, pb.DeleteRangeResponse),
+    "txn": (pb.TxnRequest, pb.TxnResponse),
+    "compact": (pb.CompactionRequest, pb.CompactionResponse),
+    "lease_grant": (pb.LeaseGrantRequest, pb.LeaseGrantResponse),
+    "lease_revoke": (pb.LeaseRevokeRequest, pb.LeaseRevokeResponse),
+    "read_index": (None, None),
+}
+assert FAST_TYPES.keys() == DIRECT.keys()
 
 
 class RemoteBug(Exception):
@@ -397,12 +415,19 @@ class CoreClient:
 
     async def call(self, method: str, *args: Any) -> Any:
         cid, fut = self._future()
-        out = self._fast_out if self._fast_out is not None and method in DIRECT else self.out
-        out.send(("call", cid, method, args))
+        types = FAST_TYPES.get(method) if self._fast_out is not None else None
+        if types is None:
+            self.out.send(("call", cid, method, args))
+        else:
+            assert self._fast_out is not None
+            self._fast_out.send((cid, method, args[0].SerializeToString() if args else b""))
         try:
-            return await fut
+            result = await fut
         finally:
             self._calls.pop(cid, None)
+        if types is not None and types[1] is not None:
+            return types[1].FromString(result)
+        return result
 
     def send_ready(self, pid: int) -> None:
         self.out.send(("ready", pid))

@@ -13,9 +13,11 @@ socket instead, which bypasses the core's event loop:
 
 So a request costs the core no asyncio future, task, callback or thread hand-off of its own: the
 node thread does the Node's work and two list appends. Frames are petcd.runtime.channel's (a 4-byte
-length and a pickled list of `("call", call_id, method, args)` one way, `("ok" | "err", call_id,
-result)` the other). There is no deadline here beyond the Node's own: every request the Node takes
-is resolved by its deadline, and a connection that closes fails its front-end's waiting calls.
+length and a pickled list), and messages carry protobuf messages as their serialized bytes (the
+classes are `FAST_TYPES`'): `(call_id, method, request_bytes)` one way, `("ok", call_id,
+response_bytes | read_index)` or `("err", call_id, EtcdError)` the other. There is no deadline here
+beyond the Node's own: every request the Node takes is resolved by its deadline, and a connection
+that closes fails its front-end's waiting calls.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from petcd.runtime.channel import DIRECT, RemoteBug, as_error
+from google.protobuf.message import Message
+
+from petcd.runtime.channel import DIRECT, FAST_TYPES, RemoteBug, as_error
 from petcd.runtime.node_loop import NodeLoop
 from petcd.runtime.transport import read_exact
 from petcd.server.node import Node
@@ -47,6 +51,22 @@ def _refused(method: str) -> Callable[[Node], int]:
         raise RemoteBug(f"not a fast-path method: {method}")
 
     return fail
+
+
+def _request(method: str, payload: bytes) -> Callable[[Node], int]:
+    """The Node call for one fast-path message (parsed here, on the reader thread)."""
+    make = DIRECT.get(method)
+    if make is None:
+        return _refused(method)
+    req_type = FAST_TYPES[method][0]
+    return make() if req_type is None else make(req_type.FromString(payload))
+
+
+def _wire(answer: tuple[str, int, Any]) -> tuple[str, int, Any]:
+    kind, cid, result = answer
+    if isinstance(result, Message):
+        return kind, cid, result.SerializeToString()
+    return answer
 
 
 class FastChannelServer:
@@ -120,10 +140,8 @@ class _FastConn:
                 (n,) = _LEN.unpack(read_exact(self.sock, _LEN.size))
                 msgs = pickle.loads(read_exact(self.sock, n))  # our own process (channel module doc)
                 calls: list[tuple[Callable[[Node], int], Callable[[object], None]]] = []
-                for _kind, cid, method, args in msgs:
-                    make = DIRECT.get(method)
-                    fn = make(*args) if make is not None else _refused(method)
-                    calls.append((fn, functools.partial(self._answer, cid)))
+                for cid, method, payload in msgs:
+                    calls.append((_request(method, payload), functools.partial(self._answer, cid)))
                 loop.post(functools.partial(loop.run_requests, calls=calls))
         except (ConnectionError, OSError, EOFError):
             pass
@@ -148,7 +166,7 @@ class _FastConn:
     def _write_loop(self) -> None:
         try:
             while (batch := self._out.get()) is not None:
-                body = pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+                body = pickle.dumps([_wire(a) for a in batch], protocol=pickle.HIGHEST_PROTOCOL)
                 self.sock.sendall(_LEN.pack(len(body)) + body)
         except OSError:
             pass
