@@ -382,7 +382,8 @@ class Raft:
         elif not snapshot.is_empty():
             self.applied_to(snapshot.metadata.index)
         self.applying = self.raft_log.applied
-        self.reduce_uncommitted_size(payloads_size(committed_entries))
+        if self.uncommitted_size:  # only a leader counts it; spare followers summing payloads
+            self.reduce_uncommitted_size(payloads_size(committed_entries))
         if entries:
             last = entries[-1]
             self.raft_log.stable_to(last.index, last.term)

@@ -130,7 +130,8 @@ class HardState:
     commit: int = 0
 
     def is_empty(self) -> bool:
-        return self == EMPTY_HARD_STATE
+        # Field by field: asked at every Ready, and the dataclass __eq__ builds two tuples.
+        return self.term == 0 and self.vote == NONE and self.commit == 0
 
 
 EMPTY_HARD_STATE = HardState()
