@@ -137,8 +137,10 @@ class FrontendWatchHub:
     async def _tick(self) -> None:
         aloop = asyncio.get_running_loop()
         last_progress = aloop.time()
-        while self._streams:
+        while True:
             await asyncio.sleep(self.sync_interval_s)
+            if not self._streams:
+                return  # (the process may be closing its backend: read nothing more)
             self._work()
             if aloop.time() - last_progress >= self.progress_notify_interval_s:
                 last_progress = aloop.time()
