@@ -54,6 +54,7 @@ from petcd.gateway.metrics import EtcdMetrics
 from petcd.ids import cluster_id as derive_cluster_id
 from petcd.ids import id_str
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
+from petcd.raft.types import Message
 from petcd.runtime.facade import RuntimeFacade
 from petcd.runtime.failpoints import Failpoints
 from petcd.runtime.log_store import WalLogStore
@@ -168,6 +169,12 @@ def _node_config(cfg: ServerConfig, ident: Identity) -> NodeConfig:
         # as etcd: only a restart (a data dir with a WAL) is forced; a new member ignores the flag
         force_new_cluster=cfg.force_new_cluster and ident.restarting,
     )
+
+
+def _step_all(node: Node, messages: Sequence[Message]) -> None:
+    """A burst of raft messages one peer connection read at once: one node-thread hand-off."""
+    for m in messages:
+        node.step(m)
 
 
 def _members_info(loop: NodeLoop, node: Node) -> object:
@@ -293,6 +300,7 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
     metrics = EtcdMetrics()
     callbacks = TransportCallbacks(
         on_message=lambda m: post(lambda n: n.step(m)),
+        on_messages=lambda ms: post(lambda n: _step_all(n, ms)),
         on_snapshot=lambda m, chunks: post(lambda n: n.receive_snapshot(m, chunks)),
         on_unreachable=lambda mid: post(lambda n: n.report_unreachable(mid)),
         on_snapshot_status=lambda mid, ok: post(lambda n: n.report_snapshot(mid, ok)),

@@ -7,6 +7,7 @@ create/responses calls, and etcd's lease answers for unknown leases.
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 from single_member import SingleMember
@@ -86,3 +87,39 @@ def test_snapshot_is_sized_and_complete(facade: RuntimeFacade) -> None:
         assert len(data) == src.size > 1000
 
     run(go())
+
+
+def test_wide_linearizable_range_reads_off_the_node_thread(
+    facade: RuntimeFacade, member: SingleMember, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A wide linearizable range that is still reading must not hold up raft and apply: a put sent
+    # meanwhile is answered before the range is let go.
+    node = member.node
+    reading = threading.Event()
+    release = threading.Event()
+    real_range = type(node).range
+
+    def slow_range(self: object, req: pb.RangeRequest) -> pb.RangeResponse:
+        if req.range_end:
+            reading.set()
+            assert release.wait(10)
+        return real_range(self, req)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(type(node), "range", slow_range)
+
+    async def go() -> None:
+        await facade.put(pb.PutRequest(key=b"a", value=b"1"))
+        wide = asyncio.create_task(facade.range(pb.RangeRequest(key=b"a", range_end=b"b")))
+        assert await asyncio.to_thread(reading.wait, 10)
+        put = await asyncio.wait_for(facade.put(pb.PutRequest(key=b"a2", value=b"2")), 10)
+        release.set()
+        got = await asyncio.wait_for(wide, 10)
+        # the read began after its read index was applied: it sees the first put, and (reading
+        # later) the second as well; its header names the revision it read at
+        assert [kv.key for kv in got.kvs] == [b"a", b"a2"]
+        assert got.header.revision == put.header.revision
+
+    try:
+        run(go())
+    finally:
+        release.set()

@@ -6,7 +6,8 @@ iteration are collected and cross to the node thread as one batch (`NodeLoop.pos
 answers come back in batches too (one `call_soon_threadsafe` per round of Readies):
 * writes (put, delete, txn, compact, lease grant/revoke, alarm changes, member changes, move
   leader) and linearizable reads become `loop.request(...)`: a request ID whose result the Node
-  resolves after apply (or after the read index is applied);
+  resolves after apply (or after the read index is applied: a single-key read is then done on the
+  node thread, a wider one in a worker thread, so that it never holds up raft);
 * local answers (member list, lease listing, lease renew on the leader, status, alarm list)
   are `loop.submit(...)`;
 * serializable range, hash, hash_kv and defragment use only backend transactions, which the Node
@@ -295,8 +296,14 @@ class RuntimeFacade:
                 # than the hand-off to a worker thread (wider ranges must not stall the loop).
                 return self.node.range(req)
             return await asyncio.to_thread(self.node.range, req)
-        resp: pb.RangeResponse = await self.req(lambda n: n.linearizable_range(req))
-        return resp
+        if not req.range_end:
+            resp: pb.RangeResponse = await self.req(lambda n: n.linearizable_range(req))
+            return resp
+        # A wide range would hold the node thread (raft, apply, heartbeats) for as long as it reads:
+        # the node thread only waits for the read index to be applied; the read itself is a backend
+        # read transaction begun after that, in a worker thread, so it sees at least that state.
+        await self.req(lambda n: n.read_index())
+        return await asyncio.to_thread(self.node.range, req)
 
     async def put(self, req: pb.PutRequest) -> pb.PutResponse:
         resp: pb.PutResponse = await self.req(lambda n: n.put(req))
