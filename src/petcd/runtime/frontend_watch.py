@@ -154,11 +154,12 @@ class FrontendWatchHub:
         current = self.kv.current_rev
         if current <= history.tail:
             return
-        if not self.store.synced.watchers:
-            history.tail = current
-            return
         lo = history.tail + 1
         while lo <= current:
+            if not self.store.synced.watchers:
+                # Nobody to hand them to (the others read history themselves): no reading.
+                history.tail = current
+                return
             hi = min(current, lo + WATCH_BATCH_MAX_REVS - 1)
             try:
                 revisions = self.kv.tail_events(lo, hi + 1, prev_kv=True)
