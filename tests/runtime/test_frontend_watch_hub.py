@@ -77,10 +77,14 @@ def test_tail_events_read_below_a_compaction_until_its_removal() -> None:
 class Harness:
     """A writer KVStore and a front-end hub reading the same backend read-only."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress_notify_interval_s: float = 600.0) -> None:
         backend = MemoryBackend()
         self.writer = KVStore(backend)
-        self.hub = FrontendWatchHub(KVStore(ReadOnlyView(backend)), sync_interval_s=0.01)
+        self.hub = FrontendWatchHub(
+            KVStore(ReadOnlyView(backend)),
+            sync_interval_s=0.01,
+            progress_notify_interval_s=progress_notify_interval_s,
+        )
 
     def stream(self) -> FrontendWatchStream:
         return FrontendWatchStream(self.hub, lambda rev: pb.ResponseHeader(revision=rev))
@@ -102,9 +106,9 @@ async def _events(it: AsyncIterator[pb.WatchResponse], n: int) -> list[int]:
     return revs
 
 
-def _run(go: Callable[[Harness], Awaitable[None]]) -> None:
+def _run(go: Callable[[Harness], Awaitable[None]], progress_notify_interval_s: float = 600.0) -> None:
     async def main() -> None:
-        h = Harness()
+        h = Harness(progress_notify_interval_s)
         try:
             await go(h)
         finally:
@@ -175,6 +179,21 @@ def test_progress_first_advances_to_the_backend() -> None:
         await s.close()
 
     _run(go)
+
+
+def test_periodic_progress_for_progress_notify_watchers_only() -> None:
+    async def go(h: Harness) -> None:
+        s = h.stream()
+        it = aiter(s.responses())
+        quiet = await s.create(pb.WatchCreateRequest(key=b"q"))
+        asked = await s.create(pb.WatchCreateRequest(key=b"q", progress_notify=True))
+        rev = _put(h.writer, b"other")  # no notice: the tick advances before notifying
+        first, second = await _take(it, 2)
+        assert [r.watch_id for r in (first, second)] == [asked, asked]  # none for `quiet`
+        assert quiet != asked
+        assert not first.events and first.header.revision == rev <= second.header.revision
+
+    _run(go, progress_notify_interval_s=0.05)
 
 
 def test_the_ticker_advances_without_notices() -> None:
