@@ -28,6 +28,7 @@ from typing import Any
 
 from petcd.backend import Backend, read_consistent_index
 from petcd.mvcc.kvstore import KVStore
+from petcd.mvcc.watchable_store import PROGRESS_NOTIFY_INTERVAL_S
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.runtime.channel import ChannelClosed, CoreClient, FrontendState
 from petcd.runtime.facade import SpooledSnapshot, spool
@@ -46,12 +47,19 @@ def is_point_read(req: pb.RangeRequest) -> bool:
 class FrontendFacade:
     """EtcdFacade for a front-end process (see the module docstring)."""
 
-    def __init__(self, client: CoreClient, backend: Backend, *, request_timeout_s: float) -> None:
+    def __init__(
+        self,
+        client: CoreClient,
+        backend: Backend,
+        *,
+        request_timeout_s: float,
+        progress_notify_interval_s: float = PROGRESS_NOTIFY_INTERVAL_S,
+    ) -> None:
         self.client = client
         self.backend = backend
         self.kv = KVStore(backend)
         self.request_timeout_s = request_timeout_s
-        self.watch_hub = FrontendWatchHub(self.kv)
+        self.watch_hub = FrontendWatchHub(self.kv, progress_notify_interval_s=progress_notify_interval_s)
         client.on_revision = self.watch_hub.on_revision
         # The read-index round being collected (not yet sent), and whether one is in flight.
         self._next_round: asyncio.Future[int] | None = None
