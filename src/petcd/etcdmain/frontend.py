@@ -13,7 +13,9 @@ DESIGN.md, "Scaling past one core". The member's `etcd` process (the core) start
   core stops its front-ends itself.
 
 The spec (JSON): socket, db, quota_bytes, listen_client_urls, listen_client_http_urls,
-enable_grpc_gateway, max_txn_ops, max_request_bytes, election_timeout_s, request_timeout_s.
+enable_grpc_gateway, max_txn_ops, max_request_bytes, election_timeout_s, request_timeout_s,
+watch_progress_notify_interval_s (the core's `--watch-progress-notify-interval`, as clamped for the
+Node), fast_socket.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from petcd.backend.lmdb import LmdbBackend
 from petcd.etcdmain.config import host_port
 from petcd.gateway.listeners import ClientListeners
 from petcd.gateway.metrics import EtcdMetrics
+from petcd.mvcc.watchable_store import PROGRESS_NOTIFY_INTERVAL_S
 from petcd.runtime.channel import CoreChannelServer, CoreClient, runtime_state
 from petcd.runtime.facade import RuntimeFacade
 from petcd.runtime.fast_channel import FastChannelServer
@@ -60,6 +63,7 @@ class FrontendSpec:
     election_timeout_s: float = 1.0
     request_timeout_s: float = 7.0
     fast_socket: str = ""  # petcd.runtime.fast_channel's socket ("": everything on `socket`)
+    watch_progress_notify_interval_s: float = PROGRESS_NOTIFY_INTERVAL_S
 
     def to_json(self) -> str:
         d: dict[str, Any] = dict(self.__dict__)
@@ -147,7 +151,12 @@ class FrontendPool:
 async def serve(spec: FrontendSpec) -> int:
     client = await CoreClient.connect(spec.socket, fast_path=spec.fast_socket or None)
     backend = LmdbBackend(spec.db, spec.quota_bytes, read_only=True)
-    facade = FrontendFacade(client, backend, request_timeout_s=spec.request_timeout_s)
+    facade = FrontendFacade(
+        client,
+        backend,
+        request_timeout_s=spec.request_timeout_s,
+        progress_notify_interval_s=spec.watch_progress_notify_interval_s,
+    )
     options = ApiOptions(
         max_txn_ops=spec.max_txn_ops,
         max_request_bytes=spec.max_request_bytes,
