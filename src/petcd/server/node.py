@@ -18,10 +18,10 @@ last Ready to raft in one batch each (`propose_batch`, one ReadIndex for every w
 leader sends its messages first; a received snapshot restores the backend; the LogStore saves the
 hard state and entries (one sync; also forced when the Ready's committed entries go past the
 commit the WAL holds durably, so that a power cut can never undo what was answered); followers
-send their messages; every committed entry is applied in ONE backend write transaction that also records `consistent_index`/term; then results
-are resolved through the ResultSink, watchers notified, reads whose index is applied released,
-and a raft snapshot taken every `snapshot_count` applied entries. It returns whether there was
-anything to do.
+send their messages; every committed entry is applied in ONE backend write transaction that also
+records `consistent_index`/term; then results are resolved through the ResultSink, watchers
+notified, reads whose index is applied released, and a raft snapshot taken every `snapshot_count`
+applied entries. It returns whether there was anything to do.
 
 The API the runtime's facade calls (all on the owner thread)
 -----------------------------------------------------------
