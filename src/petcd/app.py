@@ -468,6 +468,9 @@ async def _start_frontends(cfg: ServerConfig, facade: RuntimeFacade) -> Frontend
         max_request_bytes=cfg.max_request_bytes,
         election_timeout_s=cfg.election_ms / 1000.0,
         request_timeout_s=facade.request_timeout_s,
+        watch_progress_notify_interval_s=max(
+            cfg.watch_progress_notify_interval_s, MIN_WATCH_PROGRESS_INTERVAL_S
+        ),
     )
     pool = FrontendPool(facade, spec, cfg.frontend_processes)
     try:

@@ -108,6 +108,22 @@ def test_progress_notifications_at_the_configured_interval(kind: str, tmp_path: 
             silent.close()
 
 
+def test_front_end_processes_send_them_too(tmp_path: Path) -> None:
+    args = [INTERVAL_FLAG, "--frontend-processes=1"]
+    with one_member("petcd", tmp_path, args) as address, grpc.insecure_channel(address) as channel:
+        rev = (
+            rpc_pb2_grpc.KVStub(channel).Put(pb.PutRequest(key=b"f", value=b"1"), timeout=10).header.revision
+        )
+        notified = Watch(channel, pb.WatchCreateRequest(key=b"f", progress_notify=True))
+        try:
+            got = notified.collect(WINDOW_S)
+        finally:
+            notified.close()
+    progress = [r for r in got if is_progress(r)]
+    assert len(progress) >= 3, [str(r) for r in got]
+    assert all(r.header.revision == rev for r in progress)
+
+
 def test_petcd_takes_the_new_flag_name_and_clamps_short_intervals(tmp_path: Path) -> None:
     args = ["--watch-progress-notify-interval=10ms"]
     with one_member("petcd", tmp_path, args) as address, grpc.insecure_channel(address) as channel:
