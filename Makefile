@@ -52,7 +52,7 @@ bench-compare: setup system-deps
 # events/s (scripts/bench_memory.py; a quarter of an hour or more on 2 cores).
 # BENCH_MEMORY_FLAGS="--keys 100000" for a shorter run.
 bench-memory: setup system-deps
-	$(PY) scripts/bench_memory.py --watch --mappings 6 $(BENCH_MEMORY_FLAGS)
+	$(PY) scripts/bench_memory.py --watch --repeat 3 --mappings 6 $(BENCH_MEMORY_FLAGS)
 
 # The long simulator sweep (opt-in; CI runs the fixed corpus inside `make test`).
 sim-sweep: setup

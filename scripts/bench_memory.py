@@ -13,7 +13,8 @@ stopped by scripts/bench_compare.py's ``cluster``) the script:
    ``--loader txn``: ``txn-put --txn-ops 100`` (faster; note that etcd keeps up to
    ``--snapshot-count`` raft entries in memory, so 100-put entries inflate its RSS);
 3. reads the memory again, then ranges the whole key space keys-only (one request, as
-   ``etcdctl get "" --from-key --keys-only`` does) and reads it a third time;
+   ``etcdctl get "" --from-key --keys-only`` does; linearizable, and if that fails, which is
+   reported, serializable) and reads it a third time;
 4. measures the data dir (apparent size and allocated blocks: WAL segments are preallocated).
 
 Memory figures come from ``/proc/<pid>/status`` (VmRSS and its split RssAnon / RssFile / RssShmem)
@@ -174,7 +175,7 @@ def load_workload(args: argparse.Namespace) -> bc.Workload:
     return bc.Workload("load", (*many, *cmd), "rps", True, "")
 
 
-def range_keys_only(endpoint: str) -> tuple[int, float]:
+def range_keys_only(endpoint: str, serializable: bool = False) -> tuple[int, float]:
     """One keys-only range over the whole key space (``etcdctl get "" --from-key --keys-only``)."""
     import grpc
 
@@ -185,7 +186,8 @@ def range_keys_only(endpoint: str) -> tuple[int, float]:
     with grpc.insecure_channel(endpoint, options=options) as ch:
         started = time.monotonic()
         resp = rpc_pb2_grpc.KVStub(ch).Range(
-            pb.RangeRequest(key=b"\0", range_end=b"\0", keys_only=True), timeout=RANGE_TIMEOUT_S
+            pb.RangeRequest(key=b"\0", range_end=b"\0", keys_only=True, serializable=serializable),
+            timeout=RANGE_TIMEOUT_S,
         )
         return len(resp.kvs), time.monotonic() - started
 
@@ -200,10 +202,12 @@ class Result:
     per_process: list[Memory] = field(default_factory=list)  # after the range
     top_mappings: dict[int, list[tuple[str, int, int]]] = field(default_factory=dict)
     data_dir: tuple[int, int] = (0, 0)
+    db_bytes: int = 0  # the backend's data file (member/snap/db: bbolt or LMDB)
     load_s: float | None = None
     load_rps: float | None = None
     range_keys: int = 0
     range_s: float | None = None
+    range_note: str = ""
     watch: float | None = None
     error: str = ""
 
@@ -233,13 +237,25 @@ def measure_memory(v: bc.Variant, args: argparse.Namespace, base: Path) -> Resul
         try:
             res.range_keys, res.range_s = range_keys_only(eps[0])
         except Exception as err:  # reported; the memory is still worth reading
-            res.error = f"range failed: {str(err)[:200]}"
+            res.range_note = f"linearizable range failed ({_rpc_text(err)}), serializable: "
+            try:
+                res.range_keys, res.range_s = range_keys_only(eps[0], serializable=True)
+                res.range_note += "ok"
+            except Exception as again:
+                res.error = f"range failed: {_rpc_text(again)}"
         res.memory["ranged"] = total_memory(pids)
         res.per_process = [process_memory(p) for p in pids]
         if args.mappings:
             res.top_mappings = {p: mappings(p, args.mappings) for p in pids}
         res.data_dir = dir_size(data_dir)
+        with contextlib.suppress(OSError):
+            res.db_bytes = (data_dir / "member" / "snap" / "db").stat().st_size
     return res
+
+
+def _rpc_text(err: Exception) -> str:
+    details = getattr(err, "details", None)
+    return str(details() if callable(details) else err)[:200]
 
 
 def _settled_pids(data_dir: Path, expected: int) -> list[int]:
@@ -265,6 +281,39 @@ def mib(n: int) -> str:
 
 
 def print_report(results: list[Result], args: argparse.Namespace) -> None:
+    if not args.no_memory:
+        print_memory(results, args)
+    head = ["server", "load", "load rate", "range keys-only", "data dir (apparent/allocated MiB)", "db file"]
+    if args.watch:
+        head += [f"watch events/s ({args.watch_puts} puts)", "watch/etcd"]
+    ref_watch = results[0].watch if results and results[0].label.startswith("etcd") else None
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for r in results:
+        cells = [
+            r.label,
+            "-" if r.load_s is None else f"{r.load_s:.0f} s",
+            "-" if r.load_rps is None else f"{r.load_rps:,.0f} req/s",
+            "-" if r.range_s is None else f"{r.range_keys:,} keys in {r.range_s:.2f} s",
+            f"{mib(r.data_dir[0])} / {mib(r.data_dir[1])}",
+            mib(r.db_bytes),
+        ]
+        if args.watch:
+            cells += ["failed" if r.watch is None else f"{r.watch:,.0f}", bc.ratio(r.watch, ref_watch)]
+        print("| " + " | ".join(cells) + " |")
+    for r in results:
+        if r.range_note:
+            print(f"{r.label}: {r.range_note}")
+        if r.error:
+            print(f"{r.label}: {r.error}")
+        for i, (pid, maps) in enumerate(r.top_mappings.items()):
+            role = "member" if i == 0 else "front-end"
+            print(f"{r.label} {role} (pid {pid}), largest mappings (RSS/PSS MiB):")
+            for name, rss, pss in maps:
+                print(f"    {mib(rss):>6} {mib(pss):>6}  {name}")
+
+
+def print_memory(results: list[Result], args: argparse.Namespace) -> None:
     ref = results[0] if results and results[0].label.startswith("etcd") else None
     print(
         f"\n{args.keys:,} keys of {args.val_size} bytes, loaded with {args.loader} "
@@ -280,30 +329,6 @@ def print_report(results: list[Result], args: argparse.Namespace) -> None:
             cells += [mib(m.pss), _ratio(m.rss, base, "rss"), _ratio(m.pss, base, "pss")]
             print("| " + " | ".join(cells) + " |")
     print()
-    head = ["server", "load", "load rate", "range keys-only", "data dir (apparent/allocated MiB)"]
-    if args.watch:
-        head.append("watch events/s")
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in results:
-        cells = [
-            r.label,
-            "-" if r.load_s is None else f"{r.load_s:.0f} s",
-            "-" if r.load_rps is None else f"{r.load_rps:,.0f} req/s",
-            "-" if r.range_s is None else f"{r.range_keys:,} keys in {r.range_s:.2f} s",
-            f"{mib(r.data_dir[0])} / {mib(r.data_dir[1])}",
-        ]
-        if args.watch:
-            cells.append("failed" if r.watch is None else f"{r.watch:,.0f}")
-        print("| " + " | ".join(cells) + " |")
-    for r in results:
-        if r.error:
-            print(f"{r.label}: {r.error}")
-        for i, (pid, maps) in enumerate(r.top_mappings.items()):
-            role = "member" if i == 0 else "front-end"
-            print(f"{r.label} {role} (pid {pid}), largest mappings (RSS/PSS MiB):")
-            for name, rss, pss in maps:
-                print(f"    {mib(rss):>6} {mib(pss):>6}  {name}")
 
 
 def _ratio(ours: int, base: Memory | None, name: str) -> str:

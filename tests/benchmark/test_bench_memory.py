@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -93,7 +94,24 @@ def test_a_tiny_run_against_petcd(bm: ModuleType, tmp_path: Path, capsys: pytest
         assert m["procs"] == 1 and m["rss"] == m["anon"] + m["file"] + m["shmem"] > 0
     assert res["range_keys"] == 300
     assert res["load_rps"] > 0
-    assert res["data_dir"][0] > 0
+    assert res["data_dir"][0] >= res["db_bytes"] > 0
     assert len(res["top_mappings"]) == 1
     assert "| petcd | ranged | 1 |" in text
     assert "300 keys in" in text
+
+
+def test_report_ratios_and_notes(bm: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    mib = 1 << 20
+    etcd = bm.Result("etcd 3.4.23", watch=800_000.0)
+    etcd.memory["loaded"] = bm.Memory(rss=500 * mib, anon=450 * mib, file=50 * mib, pss=500 * mib, procs=1)
+    ours = bm.Result("petcd", watch=100_000.0, range_note="linearizable range failed (x), serializable: ok")
+    ours.memory["loaded"] = bm.Memory(rss=600 * mib, anon=60 * mib, file=540 * mib, pss=550 * mib, procs=1)
+    ours.db_bytes = 543 * mib
+    args = argparse.Namespace(
+        no_memory=False, watch=True, watch_puts=100, keys=10, val_size=1, loader="put", clients=1, conns=1
+    )
+    bm.print_report([etcd, ours], args)
+    out = capsys.readouterr().out
+    assert "| petcd | loaded | 1 | 600 | 60 | 540 | 0 | 550 | 1.20 | 1.10 |" in out
+    assert "| 543 | 100,000 | 0.12 |" in out
+    assert "petcd: linearizable range failed (x), serializable: ok" in out
