@@ -260,3 +260,34 @@ def test_rev_notices_are_coalesced_per_applied_batch(member: SingleMember) -> No
             assert fe.watch_hub.history.tail <= fe.kv.current_rev
 
     asyncio.run(go())
+
+
+def test_notices_read_nothing_while_no_stream_is_open(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A front-end serving only puts and reads gets a "rev" notice per applied batch: with no watch
+    # stream open it must not read the backend for them; a stream opened later still starts at
+    # the backend's revision.
+    async def go(h: Harness) -> None:
+        advances: list[int] = []
+        real_advance = h.hub.advance
+
+        def counting_advance() -> None:
+            advances.append(1)
+            real_advance()
+
+        monkeypatch.setattr(h.hub, "advance", counting_advance)
+        for i in range(5):
+            _put(h.writer, b"k%d" % i)
+            h.notify()
+            await asyncio.sleep(0)
+        await asyncio.sleep(0.05)
+        assert advances == []
+        s = h.stream()
+        it = aiter(s.responses())
+        await s.create(pb.WatchCreateRequest(key=b"k", range_end=b"l"))
+        assert h.hub.history.tail == h.writer.current_rev  # (the created response's revision)
+        rev = _put(h.writer, b"k9")
+        h.notify()
+        assert await _events(it, 1) == [rev]
+        await s.close()
+
+    _run(go)

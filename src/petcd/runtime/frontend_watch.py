@@ -113,8 +113,10 @@ class FrontendWatchHub:
     # -- waking -----------------------------------------------------------------------------------
 
     def on_revision(self, revision: int) -> None:
-        """The core committed up to `revision` (a channel notice): advance soon."""
-        if revision > self.history.tail:
+        """The core committed up to `revision` (a channel notice): advance soon. With no watch
+        stream open there is nothing to hand out, and no read of the backend is made (a stream's
+        first create advances the tail itself)."""
+        if revision > self.history.tail and self._streams:
             self._kick()
 
     def _kick(self) -> None:
