@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
@@ -184,24 +185,36 @@ def test_close_ends_spliced_connections(tmp_path: Path) -> None:
 
 
 def test_listeners_serve_grpc_through_a_private_socket_removed_on_close() -> None:
-    async def main() -> None:
-        server, core, _health = build_grpc_server(cast(Any, FakeFacade()))
-        listeners = ClientListeners(core, None)
-        probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-        port = probe.sockets[0].getsockname()[1]
-        probe.close()
-        await probe.wait_closed()
-        await listeners.start(server, [("127.0.0.1", port)], [], True)
-        grpc_dir = listeners._grpc_dir
-        try:
-            assert grpc_dir is not None and os.path.exists(os.path.join(grpc_dir, "grpc.sock"))
-            assert os.stat(grpc_dir).st_mode & 0o077 == 0  # only this user reaches it
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-                resp = await rpc.KVStub(ch).Put(pb.PutRequest(key=b"k", value=b"v"), timeout=TIMEOUT_S)
-                assert resp.header.revision >= 1
-        finally:
-            await listeners.close()
-            await server.stop(0)
-        assert not os.path.exists(grpc_dir)
+    asyncio.run(_serve_one_put_through_listeners(expect_unix=True))
 
-    asyncio.run(main())
+
+def test_listeners_fall_back_to_a_loopback_port_when_tmpdir_is_too_long(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    asyncio.run(_serve_one_put_through_listeners(expect_unix=False))
+
+
+async def _serve_one_put_through_listeners(expect_unix: bool) -> None:
+    server, core, _health = build_grpc_server(cast(Any, FakeFacade()))
+    listeners = ClientListeners(core, None)
+    probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = probe.sockets[0].getsockname()[1]
+    probe.close()
+    await probe.wait_closed()
+    await listeners.start(server, [("127.0.0.1", port)], [], True)
+    grpc_dir = listeners._grpc_dir
+    try:
+        assert grpc_dir is not None
+        assert os.path.exists(os.path.join(grpc_dir, "grpc.sock")) == expect_unix
+        assert isinstance(listeners.muxes[0].grpc_target, str) == expect_unix
+        assert os.stat(grpc_dir).st_mode & 0o077 == 0  # only this user reaches it
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            resp = await rpc.KVStub(ch).Put(pb.PutRequest(key=b"k", value=b"v"), timeout=TIMEOUT_S)
+            assert resp.header.revision >= 1
+    finally:
+        await listeners.close()
+        await server.stop(0)
+    assert not os.path.exists(grpc_dir)

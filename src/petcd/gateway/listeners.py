@@ -5,7 +5,8 @@ Used alike by a single-process member (petcd.app) and by each front-end process
 
 * `--listen-client-urls` without `--listen-client-http-urls` (and the gateway enabled): each client
   port is a `ClientPortMux`; gRPC connections are spliced to the gRPC server's own unix socket (in a
-  private 0700 directory made for it, removed by `close()`), HTTP/1.1 goes to a `GatewayServer`;
+  private 0700 directory made for it, removed by `close()`; a loopback port if $TMPDIR is too long
+  for a unix socket path), HTTP/1.1 goes to a `GatewayServer`;
 * with `--listen-client-http-urls` (or the gateway disabled): the gRPC server listens on the client
   ports itself, and HTTP gets its own listeners;
 * `serve_http` adds plain HTTP listeners (the HTTP client URLs, the metrics URLs).
@@ -27,9 +28,10 @@ from typing import Any
 from petcd.api.core import ApiCore
 from petcd.gateway.http import GatewayServer
 from petcd.gateway.metrics import EtcdMetrics
-from petcd.gateway.mux import ClientPortMux
+from petcd.gateway.mux import ClientPortMux, GrpcTarget
 
 Address = tuple[str, int]
+UNIX_PATH_MAX = 108  # sun_path, with its terminating NUL
 
 
 def grpc_address(host: str, port: int) -> str:
@@ -64,10 +66,7 @@ class ClientListeners:
         """Serve the client addresses (and the HTTP-only ones); starts the gRPC server."""
         mux = bool(client) and enable_gateway and not client_http
         if mux:
-            self._grpc_dir = tempfile.mkdtemp(prefix="petcd-grpc-")
-            grpc_socket = os.path.join(self._grpc_dir, "grpc.sock")
-            if not server.add_insecure_port(f"unix:{grpc_socket}"):
-                raise OSError(f"cannot listen on unix:{grpc_socket}")
+            target = self._grpc_target(server)
         else:
             for host, port in client:
                 server.add_insecure_port(grpc_address(host, port))
@@ -76,10 +75,21 @@ class ClientListeners:
             for host, port in client:
                 gw = GatewayServer(self.core, self.metrics)
                 self.gateways.append(gw)
-                m = ClientPortMux(gw, grpc_socket)
+                m = ClientPortMux(gw, target)
                 await m.listen(host, port, reuse_port=reuse_port)
                 self.muxes.append(m)
         await self.serve_http(client_http, reuse_port=reuse_port)
+
+    def _grpc_target(self, server: Any) -> GrpcTarget:
+        """The gRPC server's private listener behind the mux: a unix socket in a directory of its
+        own, or a loopback port when the temporary directory's path is too long for a unix socket."""
+        self._grpc_dir = tempfile.mkdtemp(prefix="petcd-grpc-")
+        path = os.path.join(self._grpc_dir, "grpc.sock")
+        if len(os.fsencode(path)) < UNIX_PATH_MAX:
+            if not server.add_insecure_port(f"unix:{path}"):
+                raise OSError(f"cannot listen on unix:{path}")
+            return path
+        return ("127.0.0.1", server.add_insecure_port("127.0.0.1:0"))
 
     async def serve_http(self, addresses: Sequence[Address], *, reuse_port: bool = False) -> None:
         for host, port in addresses:
