@@ -21,9 +21,10 @@ An EOF from one side is passed on as a half-close (`write_eof`); once both sides
 when the side to pass it to cannot half-close (TLS), both close after what is buffered is written.
 TLS (an https client URL) is terminated here; the same splice then runs on the decrypted stream.
 
-Measured (petcd, one member, 1000 clients on 100 connections putting 256-byte values, server CPU
-per put): the StreamReader/drain copy over loopback TCP cost about 30-40 us of event-loop CPU per
-request; see the commit that introduced `_Splice` for the figures.
+Measured with the mux alone in its own process in front of a do-nothing grpc.aio server (CPU per put,
+medians of 3; 1000 clients on 100 connections / 1 client): the StreamReader/drain copy to a loopback
+TCP port cost 100 / 93 us in the mux and made the gRPC server spend 307 / 370 us (direct: 262 / 327);
+the `_Splice` protocols to a unix socket cost 50 / 57 us in the mux and the server 260 / 330 us.
 """
 
 from __future__ import annotations
