@@ -197,24 +197,51 @@ def test_listeners_fall_back_to_a_loopback_port_when_tmpdir_is_too_long(
     asyncio.run(_serve_one_put_through_listeners(expect_unix=False))
 
 
-async def _serve_one_put_through_listeners(expect_unix: bool) -> None:
+async def _listeners_on_a_free_port() -> tuple[Any, ClientListeners, int]:
     server, core, _health = build_grpc_server(cast(Any, FakeFacade()))
-    listeners = ClientListeners(core, None)
     probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
-    port = probe.sockets[0].getsockname()[1]
+    port: int = probe.sockets[0].getsockname()[1]
     probe.close()
     await probe.wait_closed()
+    return server, ClientListeners(core, None), port
+
+
+async def _one_put(port: int) -> None:
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+        resp = await rpc.KVStub(ch).Put(pb.PutRequest(key=b"k", value=b"v"), timeout=TIMEOUT_S)
+        assert resp.header.revision >= 1
+
+
+async def _serve_one_put_through_listeners(expect_unix: bool) -> None:
+    server, listeners, port = await _listeners_on_a_free_port()
     await listeners.start(server, [("127.0.0.1", port)], [], True)
     grpc_dir = listeners._grpc_dir
     try:
         assert grpc_dir is not None
-        assert os.path.exists(os.path.join(grpc_dir, "grpc.sock")) == expect_unix
+        assert os.path.exists(os.path.join(grpc_dir, f"grpc-{os.getpid()}.sock")) == expect_unix
         assert isinstance(listeners.muxes[0].grpc_target, str) == expect_unix
         assert os.stat(grpc_dir).st_mode & 0o077 == 0  # only this user reaches it
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
-            resp = await rpc.KVStub(ch).Put(pb.PutRequest(key=b"k", value=b"v"), timeout=TIMEOUT_S)
-            assert resp.header.revision >= 1
+        await _one_put(port)
     finally:
         await listeners.close()
         await server.stop(0)
     assert not os.path.exists(grpc_dir)
+
+
+def test_listeners_put_the_grpc_socket_in_the_given_directory_and_unlink_it() -> None:
+    async def main() -> None:
+        server, listeners, port = await _listeners_on_a_free_port()
+        with tempfile.TemporaryDirectory(prefix="petcd-t-") as d:  # short: a unix socket path
+            path = Path(d) / f"grpc-{os.getpid()}.sock"
+            path.write_bytes(b"")  # a stale socket file of a killed process with this pid
+            await listeners.start(server, [("127.0.0.1", port)], [], True, socket_dir=d)
+            try:
+                assert listeners.muxes[0].grpc_target == str(path)
+                await _one_put(port)
+            finally:
+                await listeners.close()
+                await server.stop(0)
+            assert not path.exists()
+            assert Path(d).exists()  # the caller's directory stays
+
+    asyncio.run(main())

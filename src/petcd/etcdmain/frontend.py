@@ -174,6 +174,8 @@ async def serve(spec: FrontendSpec) -> int:
             [host_port(u) for u in spec.listen_client_http_urls],
             spec.enable_grpc_gateway,
             reuse_port=True,
+            # the core's private directory (removed by the core), not one more in $TMPDIR
+            socket_dir=os.path.dirname(spec.socket),
         )
         health.set_serving(True)
         client.send_ready(os.getpid())

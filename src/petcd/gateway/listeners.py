@@ -4,9 +4,10 @@ Used alike by a single-process member (petcd.app) and by each front-end process
 (petcd.etcdmain.frontend), so both serve the client URLs the same way, as etcd does:
 
 * `--listen-client-urls` without `--listen-client-http-urls` (and the gateway enabled): each client
-  port is a `ClientPortMux`; gRPC connections are spliced to the gRPC server's own unix socket (in a
-  private 0700 directory made for it, removed by `close()`; a loopback port if $TMPDIR is too long
-  for a unix socket path), HTTP/1.1 goes to a `GatewayServer`;
+  port is a `ClientPortMux`; gRPC connections are spliced to the gRPC server's own unix socket (in
+  the private directory the caller gives, e.g. a front-end's, else in a 0700 directory made for it
+  and removed by `close()`; a loopback port if the path is too long for a unix socket), HTTP/1.1
+  goes to a `GatewayServer`;
 * with `--listen-client-http-urls` (or the gateway disabled): the gRPC server listens on the client
   ports itself, and HTTP gets its own listeners;
 * `serve_http` adds plain HTTP listeners (the HTTP client URLs, the metrics URLs).
@@ -52,7 +53,8 @@ class ClientListeners:
         self.metrics = metrics
         self.muxes: list[ClientPortMux] = []
         self.gateways: list[GatewayServer] = []
-        self._grpc_dir: str | None = None  # the private directory of the gRPC server's unix socket
+        self._grpc_dir: str | None = None  # a private directory made for the gRPC socket (removed)
+        self._grpc_socket: str | None = None  # the gRPC server's unix socket (unlinked on close)
 
     async def start(
         self,
@@ -62,11 +64,15 @@ class ClientListeners:
         enable_gateway: bool,
         *,
         reuse_port: bool = False,
+        socket_dir: str | None = None,
     ) -> None:
-        """Serve the client addresses (and the HTTP-only ones); starts the gRPC server."""
+        """Serve the client addresses (and the HTTP-only ones); starts the gRPC server.
+
+        `socket_dir`: a private directory that outlives this process's listeners (a front-end's, which
+        its core removes) for the mux's gRPC socket; without it a directory is made and removed here."""
         mux = bool(client) and enable_gateway and not client_http
         if mux:
-            target = self._grpc_target(server)
+            target = self._grpc_target(server, socket_dir)
         else:
             for host, port in client:
                 server.add_insecure_port(grpc_address(host, port))
@@ -80,14 +86,18 @@ class ClientListeners:
                 self.muxes.append(m)
         await self.serve_http(client_http, reuse_port=reuse_port)
 
-    def _grpc_target(self, server: Any) -> GrpcTarget:
-        """The gRPC server's private listener behind the mux: a unix socket in a directory of its
-        own, or a loopback port when the temporary directory's path is too long for a unix socket."""
-        self._grpc_dir = tempfile.mkdtemp(prefix="petcd-grpc-")
-        path = os.path.join(self._grpc_dir, "grpc.sock")
+    def _grpc_target(self, server: Any, socket_dir: str | None) -> GrpcTarget:
+        """The gRPC server's private listener behind the mux: a unix socket in a private directory,
+        or a loopback port when the directory's path is too long for a unix socket."""
+        if socket_dir is None:
+            socket_dir = self._grpc_dir = tempfile.mkdtemp(prefix="petcd-grpc-")
+        path = os.path.join(socket_dir, f"grpc-{os.getpid()}.sock")
         if len(os.fsencode(path)) < UNIX_PATH_MAX:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)  # left by a process of this pid that was killed
             if not server.add_insecure_port(f"unix:{path}"):
                 raise OSError(f"cannot listen on unix:{path}")
+            self._grpc_socket = path
             return path
         return ("127.0.0.1", server.add_insecure_port("127.0.0.1:0"))
 
@@ -104,5 +114,8 @@ class ClientListeners:
         for gw in self.gateways:
             with contextlib.suppress(Exception):
                 await gw.close()
+        if self._grpc_socket is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._grpc_socket)
         if self._grpc_dir is not None:
             shutil.rmtree(self._grpc_dir, ignore_errors=True)
