@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
 import os
 import signal
 import socket
@@ -431,6 +432,7 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
                 [host_port(u) for u in cfg.listen_client_urls],
                 [host_port(u) for u in cfg.listen_client_http_urls],
                 cfg.enable_grpc_gateway,
+                socket_dir=_private_socket_dir(cfg.data_dir),
             )
         await listeners.serve_http([host_port(u) for u in cfg.listen_metrics_urls])
         health.set_serving(True)
@@ -513,6 +515,17 @@ def _metrics_updater(metrics: EtcdMetrics, backend: LmdbBackend) -> Callable[[No
             metrics.db_total_size.set(backend.size_bytes())
 
     return update
+
+
+def _private_socket_dir(data_dir: str) -> str:
+    """Where the client-port mux reaches the gRPC server: the member's own directory, which the
+    data-dir lock keeps to this process, so a socket left by a killed member is stale (removed
+    here) and nothing is left in $TMPDIR."""
+    member_dir = os.path.join(data_dir, "member")
+    for stale in glob.glob(os.path.join(glob.escape(member_dir), "grpc-*.sock")):
+        with contextlib.suppress(OSError):
+            os.unlink(stale)
+    return member_dir
 
 
 def _probe_ports(urls: Sequence[str]) -> None:
