@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import grpc
@@ -45,7 +45,9 @@ def _command(kind: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def one_member(kind: str, base_dir: Path, extra_args: Sequence[str] = ()) -> Iterator[str]:
+def one_member(
+    kind: str, base_dir: Path, extra_args: Sequence[str] = (), env: Mapping[str, str] | None = None
+) -> Iterator[str]:
     client, peer = free_ports(2)
     client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
     base_dir.mkdir(parents=True, exist_ok=True)
@@ -71,6 +73,7 @@ def one_member(kind: str, base_dir: Path, extra_args: Sequence[str] = ()) -> Ite
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
+        env=None if env is None else dict(env),
     )
     address = f"127.0.0.1:{client}"
     try:
