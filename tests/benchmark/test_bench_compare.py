@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import socket
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_compare.py"
+from script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def bc() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_compare", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_compare"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_compare")
 
 
 def _doc(results: dict[str, dict[str, object]], cpu_s: float = 1.0) -> dict[str, object]:

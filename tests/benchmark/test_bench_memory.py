@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "bench_memory.py"
+from script_loader import load_script
 
 
 @pytest.fixture(scope="module")
 def bm() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_memory", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_memory"] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
-    return module
+    return load_script("bench_memory")
 
 
 def test_kb_fields_are_bytes_and_only_the_asked_ones(bm: ModuleType) -> None:

@@ -1152,9 +1152,11 @@ class KVStore:
 
         self._run(w, do)
 
-    def quota_available(self, cost: int) -> bool:
-        """etcd's quota check, for the API layer to run before proposing."""
-        return not self._nospace and self.backend.size_bytes() + cost <= self.backend.quota_bytes
+    def quota_available(self, cost: int, size_bytes: int | None = None) -> bool:
+        """etcd's quota check, for the API layer to run before proposing (`size_bytes`: the
+        backend's size if the caller already knows it)."""
+        size = self.backend.size_bytes() if size_bytes is None else size_bytes
+        return not self._nospace and size + cost <= self.backend.quota_bytes
 
     # -- hashes ---------------------------------------------------------------------------------
 

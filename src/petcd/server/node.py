@@ -684,7 +684,7 @@ class Node:
         if self._quota_size_at != self.applied_index:
             self._quota_size_at = self.applied_index
             self._quota_size = self.backend.size_bytes()
-        if not self.kv.nospace and self._quota_size + cost <= self.backend.quota_bytes:
+        if self.kv.quota_available(cost, self._quota_size):
             return
         if not self.kv.nospace:
             self.log.warning("exceeded database quota, activating alarm", extra={"fields": {"quota": cost}})
