@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -386,6 +387,53 @@ def test_lmdb_second_process_reads_what_the_writer_commits(tmp_path: Path) -> No
         b.defrag()
         fill(b, "x", [b"e"])
         assert ask("x", "c") == "c,d,e"
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=10)
+        b.close()
+
+
+def test_lmdb_reader_reopening_during_the_switch_sees_the_new_file_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only process that follows a defrag while the writer is between renaming the copy over
+    the data file and replacing the lock file must not pair the new file with the old lock file: the
+    old lock file's transaction id would pick the copy's empty first meta page (CI saw a front-end
+    answer revision 1 and no keys during a defrag)."""
+    path = db_path(tmp_path)
+    b = LmdbBackend(path)
+    fill(b, "x", [b"a", b"b", b"c", b"d"])
+    if b._env.info()["last_txnid"] % 2:
+        # A reader takes meta page (txnid & 1) by the lock file's txnid; the compact copy's meta
+        # page 0 is an empty tree, page 1 the copy (stale forever, once the writer moves on).
+        fill(b, "y", [b"z"])
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _READER, str(path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    try:
+        proc.stdin.write("x a\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "a,b,c,d"
+        real_replace = os.replace
+
+        def replace_then_read(src: Any, dst: Any) -> None:
+            real_replace(src, dst)
+            if Path(dst) == path:
+                # The reader notices the new inode and reopens now, in the window.
+                assert proc.stdin is not None
+                proc.stdin.write("x a\n")
+                proc.stdin.flush()
+                time.sleep(0.5)
+
+        monkeypatch.setattr(lmdb_backend.os, "replace", replace_then_read)
+        b.defrag()
+        monkeypatch.undo()
+        assert proc.stdout.readline().strip() == "a,b,c,d"
+        fill(b, "x", [b"e"])
+        proc.stdin.write("x a\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline().strip() == "a,b,c,d,e"
     finally:
         proc.stdin.close()
         proc.wait(timeout=10)

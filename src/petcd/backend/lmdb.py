@@ -50,9 +50,10 @@ Read-only processes still reading the old file keep a consistent view of it (the
 they close it); ``LmdbBackend`` in read-only mode notices the new inode at its next read transaction and
 reopens. The lock file goes with the data file: step 4 unlinks ``db-lock`` before opening the new file,
 so the writer gets a fresh one instead of sharing one whose reader table and last transaction id
-describe the old file (which other processes may still hold). Known gap: a process that *opens* the
-environment within the instant between the rename and the unlink pairs the new file with the old lock
-file; ``open_read_only`` re-checks the inode after opening to make that window tiny, not empty.
+describe the old file (which other processes may still hold). A reader that opened the new file with
+the old lock file would read the meta page the *old* file's transaction id picks (the copy's empty
+first page, or its first state forever after), so the rename, the unlink and the writer's open happen
+under an exclusive ``flock`` of the ``snap`` directory, and a read-only open holds a shared one.
 
 Snapshots
 ---------
@@ -63,6 +64,7 @@ stream, checks the stream's hash, and switches to it as step 4 above does.
 
 from __future__ import annotations
 
+import fcntl
 import itertools
 import os
 import threading
@@ -250,20 +252,26 @@ class LmdbBackend:
         self._dbs: dict[str, Any] = {}
         if not read_only:
             self._path.parent.mkdir(parents=True, exist_ok=True)
-        self._inode = os.stat(self._path).st_ino if read_only else 0
-        self._env = self._open(self._path)
-        if read_only and os.stat(self._path).st_ino != self._inode:
-            # A defrag switched files while we opened: open the new one.
-            self._env.close()
-            self._inode = os.stat(self._path).st_ino
+        with self._switch_lock(shared=True):
             self._env = self._open(self._path)
-        self._inode = os.stat(self._path).st_ino
+            self._inode = os.stat(self._path).st_ino
         self._load_handles()
 
     @classmethod
     def open_read_only(cls, path: str | os.PathLike[str]) -> LmdbBackend:
         """A reader of an environment another process writes (it must exist)."""
         return cls(path, read_only=True)
+
+    @contextmanager
+    def _switch_lock(self, shared: bool) -> Iterator[None]:
+        """Pair the data file with its own lock file: a switch (exclusive) renames the new data file
+        in, replaces the lock file and opens both; a reader's open (shared) never falls in between."""
+        fd = os.open(self._path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # drops the flock
 
     def _open(self, path: Path) -> Any:
         return lmdb.open(
@@ -473,12 +481,13 @@ class LmdbBackend:
                 self._cond.wait()
         try:
             self._env.close()
-            os.replace(tmp, self._path)
-            # A fresh lock file: the old one may still be held by other processes reading the old
-            # file, and its shared state (reader table, last txn id) belongs to that file.
-            _lock_path(self._path).unlink(missing_ok=True)
-            self._env = self._open(self._path)
-            self._inode = os.stat(self._path).st_ino
+            with self._switch_lock(shared=False):
+                os.replace(tmp, self._path)
+                # A fresh lock file: the old one may still be held by other processes reading the
+                # old file, and its shared state (reader table, last txn id) belongs to that file.
+                _lock_path(self._path).unlink(missing_ok=True)
+                self._env = self._open(self._path)
+                self._inode = os.stat(self._path).st_ino
             self._load_handles()
         finally:
             with self._cond:
@@ -504,8 +513,9 @@ class LmdbBackend:
                 self._cond.wait()
         try:
             self._env.close()
-            self._env = self._open(self._path)
-            self._inode = inode
+            with self._switch_lock(shared=True):
+                self._env = self._open(self._path)
+                self._inode = os.stat(self._path).st_ino
             self._load_handles()
         finally:
             with self._cond:
