@@ -65,3 +65,23 @@ def test_revision_encodings(main: int, sub: int, at: int) -> None:
     assert (inv >= keys.at_or_before(at)) == (main <= at)
     assert (inv[:8] >= keys.inv_main_bytes(at)) == (main <= at)
     assert inv < keys.AFTER_ALL_VERSIONS
+
+
+_padded = st.tuples(
+    st.binary(max_size=30),
+    st.integers(0, 500),
+    st.binary(max_size=300),
+    st.sampled_from([b"\x00", b"\x00\x01"]),
+).map(lambda t: t[0] + t[3] * t[1] + t[2])
+
+
+@settings(max_examples=400)
+@given(st.one_of(key_st, _padded))
+def test_a_long_keys_group_is_its_longest_prefix_that_fits(k: bytes) -> None:
+    """The group prefix is the escaped form of the longest prefix of the key that fits in SHORT_MAX
+    bytes: checked against a walk over every prefix length (keys padded with zeros, like etcdctl
+    check perf's 256-byte keys, escape to twice their length)."""
+    if keys.is_short(k):
+        return
+    n = max(i for i in range(len(k) + 1) if len(k[:i].replace(b"\x00", b"\x00\x01")) <= keys.SHORT_MAX)
+    assert keys.group_prefix(k) == k[:n].replace(b"\x00", b"\x00\x01") + keys.GROUP_MARK
