@@ -1022,3 +1022,33 @@ def test_consumer_on_another_thread(kv: HistoryModel) -> None:
         consumer.join(timeout=30)
     assert not consumer.is_alive()
     assert events_of(got) == model_events(kv, base + 1, lambda k: k.startswith(b"t"))
+
+
+def test_a_deferred_progress_never_overtakes_the_rest_of_its_commit() -> None:
+    """Several revisions committed in one write transaction (one apply batch) reach the watchers
+    one revision at a time; a stream-wide progress response that goes out between two of them
+    (it was deferred because the stream's queue was full) must report the revision handed out so
+    far, not the batch's last: every event at or below a progress revision comes before it."""
+    store = KVStore(MemoryBackend())
+    ws = WatchableStore(store, chan_buf_len=2)
+    store.set_event_sink(ws.event_sink)
+    s = ws.new_watch_stream()
+    s.watch(b"p", b"q")
+    s.watch(b"x")
+    store.put(PutRequest(b"p0", b"1"))
+    store.put(PutRequest(b"p0", b"2"))
+    assert s.request_progress_all() is False  # the queue is full: deferred
+    responses = s.drain()
+    with store.write() as w:
+        w.put(PutRequest(b"x", b"1"))  # the progress goes out after this revision ...
+        w.put(PutRequest(b"p1", b"1"))  # ... and the queue is full again for this one
+        w.put(PutRequest(b"p2", b"1"))
+    (rest,) = pump(ws, s)
+    responses += rest
+    progress = [r.revision for r in responses if r.is_progress_notify]
+    assert progress, responses
+    for i, r in enumerate(responses):
+        if r.is_progress_notify:
+            later = [ev.revision for after in responses[i + 1 :] for ev in after.events]
+            assert all(rev > r.revision for rev in later), (r, responses)
+    assert [ev.kv.key for r in responses for ev in r.events] == [b"p0", b"p0", b"x", b"p1", b"p2"]

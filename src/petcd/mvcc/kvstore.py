@@ -952,6 +952,7 @@ class KVStore:
         self._sink: EventSink | None = None
         self._revision_listeners: list[RevisionListener] = []
         self._current_rev = 0
+        self._announcing = 0  # the revision being handed to the event sink (see write)
         if not backend.read_only:
             for bucket in (INDEX_BUCKET, HISTORY_BUCKET, META_BUCKET):
                 backend.create_bucket(bucket)
@@ -1040,7 +1041,7 @@ class KVStore:
     # the watchable store's HistoryStore protocol (petcd.mvcc.watchable_store)
 
     def current_revision(self) -> int:
-        return self.current_rev
+        return self._announcing or self.current_rev
 
     def compact_revision(self) -> int:
         return self.compact_rev
@@ -1085,8 +1086,15 @@ class KVStore:
         self._compact_rev = w.compact_rev
         self._nospace = w.nospace
         if self._sink is not None:
-            for rev, evs in w.announce:
-                self._sink(rev, evs)
+            try:
+                for rev, evs in w.announce:
+                    # The sink sees each revision as the current one while it is handed out: a
+                    # progress response sent from inside it must not claim later revisions of this
+                    # commit whose events are not queued yet.
+                    self._announcing = rev
+                    self._sink(rev, evs)
+            finally:
+                self._announcing = 0
         if advanced and self._revision_listeners:
             self._announce_revision()
 
