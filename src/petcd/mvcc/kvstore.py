@@ -406,9 +406,11 @@ def _flush(group: list[tuple[bytes, bytes]], key: bytes, end: bytes, out: list[b
     return n
 
 
-def _get(txn: ReadTxn, key: bytes, at_rev: int) -> bytes | None:
-    """The stored KeyValue of ``key`` at ``at_rev``, or None if it did not exist then."""
-    ik = keys.ikey(key)
+def _get(txn: ReadTxn, key: bytes, at_rev: int, ik: bytes | None = None) -> bytes | None:
+    """The stored KeyValue of ``key`` at ``at_rev``, or None if it did not exist then (``ik``: the
+    key's index key, when the caller has it already)."""
+    if ik is None:
+        ik = keys.ikey(key)
     hit = txn.seek(INDEX_BUCKET, ik + keys.at_or_before(at_rev))
     if hit is None or hit[0][:-_INV] != ik or hit[1][0] != TAG_PUT:
         return None
@@ -695,7 +697,7 @@ class StoreWrite:
         """Write a new version of ``key``; the previous stored KeyValue if the key existed."""
         main, sub = self._main, len(self._events)
         ik = keys.ikey(key)
-        prev_raw = _get(self.backend, key, main)
+        prev_raw = _get(self.backend, key, main, ik)
         kv = KeyValue(key=key, mod_revision=main, value=value, lease=lease)
         prev: KeyValue | None = None
         if prev_raw is not None:
