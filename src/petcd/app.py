@@ -424,7 +424,7 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
             return
         if cfg.frontend_processes:
             # petcd's front-end processes serve the client URLs (DESIGN.md, "Scaling past one core")
-            pool = await _start_frontends(cfg, facade)
+            pool = await _start_frontends(cfg, facade, metrics)
             pool_task = asyncio.ensure_future(_watch_frontends(zap, pool, request_stop))
         else:
             await listeners.start(
@@ -457,8 +457,10 @@ async def _serve_clients(  # noqa: PLR0917 - the parts built so far
         await server.stop(0.5)
 
 
-async def _start_frontends(cfg: ServerConfig, facade: RuntimeFacade) -> FrontendPool:
-    """Start `--frontend-processes` front-ends on the client URLs (petcd.etcdmain.frontend)."""
+async def _start_frontends(cfg: ServerConfig, facade: RuntimeFacade, metrics: EtcdMetrics) -> FrontendPool:
+    """Start `--frontend-processes` front-ends on the client URLs (petcd.etcdmain.frontend); every
+    /metrics (theirs, over the channel, and the core's metrics URLs) shows the member's figures, the
+    front-ends' reports merged in (petcd.gateway.metrics)."""
     spec = FrontendSpec(
         socket="",
         db=os.path.join(snap_dir(cfg.data_dir), "db"),
@@ -475,6 +477,8 @@ async def _start_frontends(cfg: ServerConfig, facade: RuntimeFacade) -> Frontend
         ),
     )
     pool = FrontendPool(facade, spec, cfg.frontend_processes)
+    pool.channel.render_metrics = metrics.render
+    metrics.add_contributions(pool.channel.reports)
     try:
         await pool.start()
     except (RuntimeError, OSError) as e:

@@ -17,7 +17,9 @@ dozen routes, and its cost per request is what etcd's gateway clients pay). Rout
   arrives, so a client can keep sending (watch create/cancel/progress) on the same stream.
 * `GET /health`: etcd's `{"health":"true","reason":""}` (503 with the reason when unhealthy), with
   `?exclude=<ALARM>` and `?serializable=true`; `/livez`, `/readyz` and their per-check subpaths in
-  etcd 3.6's text format; `/version`; `/metrics` (Prometheus text from `EtcdMetrics`).
+  etcd 3.6's text format; `/version`; `/metrics` (Prometheus text from `EtcdMetrics`; in a front-end
+  process, the member's, rendered by its core: petcd.gateway.metrics; 503 when the core does not
+  answer).
 
 Sharing the port with gRPC: grpcio's server owns its listening socket and cannot hand HTTP/1.1
 connections over, so the two share a port only through a front that routes each connection by its
@@ -48,7 +50,7 @@ from petcd.api.core import ApiCore
 from petcd.api.server import SERVICES, StreamHandlers, method_path, storage_version
 from petcd.errors import EtcdError
 from petcd.gateway.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from petcd.gateway.metrics import EtcdMetrics
+from petcd.gateway.metrics import EtcdMetrics, MetricsUnavailable
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.gateway import http_pb2
 
@@ -545,7 +547,11 @@ class GatewayServer:
         return Response(200, json.dumps(doc, separators=(",", ":")).encode())
 
     async def render_metrics(self, query: dict[str, list[str]]) -> Response:
-        return Response(200, self.metrics.render(), METRICS_CONTENT_TYPE)
+        try:
+            body = await self.metrics.exposition()
+        except MetricsUnavailable as err:  # a front-end whose core does not answer
+            return Response(503, f"{err}\n".encode(), TEXT)
+        return Response(200, body, METRICS_CONTENT_TYPE)
 
 
 class _BadRequest(EtcdError):

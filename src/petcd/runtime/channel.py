@@ -16,6 +16,13 @@ Messages, front-end -> core:
     ("call", call_id, method, args)        a facade method (`RuntimeFacade.<method>(*args)`), or
                                            "read_index" (the read index, once the core applied it)
     ("ready", pid)                         the front-end listens on the client port
+    ("report", families)                   its share of the member-wide metrics, every
+                                           REPORT_INTERVAL_S (petcd.gateway.metrics); the core
+                                           keeps the newest of each connection
+    ("call", call_id, "metrics", (families,))
+                                           a scrape of the front-end's /metrics: the core takes
+                                           `families` as its newest report and answers with the
+                                           member's exposition (`render_metrics`, bytes)
 core -> front-end:
     ("ok", call_id, result) / ("err", call_id, EtcdError)
     ("state", FrontendState)               header fields, leader, learner, versions (on change)
@@ -200,6 +207,12 @@ class CoreChannelServer:
         # The newest committed revision the node thread reported, and whether a notice is on its way.
         self._revision = 0
         self._revision_queued = False
+        # The member's /metrics exposition, with the front-ends' reports merged (set by the member).
+        self.render_metrics: Callable[[], bytes] | None = None
+
+    def reports(self) -> list[Any]:
+        """The newest metrics report of each connected front-end (petcd.gateway.metrics)."""
+        return [c.report for c in self._conns if c.report is not None]
 
     async def listen(self, path: str) -> None:
         self._aloop = asyncio.get_running_loop()
@@ -247,6 +260,7 @@ class _CoreConn:
         self.out = FrameWriter(writer)
         self.tasks: set[asyncio.Task[None]] = set()
         self._last_state: FrontendState | None = None
+        self.report: Any = None  # the front-end's newest metrics report
 
     def _spawn(self, coro: Any) -> None:
         t: asyncio.Task[None] = asyncio.ensure_future(coro)
@@ -272,6 +286,8 @@ class _CoreConn:
                 self._spawn(self._call(cid, method, args))
         elif kind == "ready":
             self.server.ready.put_nowait(int(msg[1]))
+        elif kind == "report":
+            self.report = msg[1]
 
     def _reply(self, cid: int, fut: asyncio.Future[Any]) -> None:
         if fut.cancelled():
@@ -288,6 +304,9 @@ class _CoreConn:
         try:
             if method in FORWARDED:
                 result = await getattr(self.facade, method)(*args)
+            elif method == "metrics" and self.server.render_metrics is not None:
+                self.report = args[0]
+                result = self.server.render_metrics()
             else:
                 raise RemoteBug(f"no such method on the core: {method}")
         except BaseException as e:  # every failure goes back to the caller
@@ -431,6 +450,10 @@ class CoreClient:
 
     def send_ready(self, pid: int) -> None:
         self.out.send(("ready", pid))
+
+    def send_report(self, families: Any) -> None:
+        """This front-end's share of the member-wide metrics (petcd.gateway.metrics)."""
+        self.out.send(("report", families))
 
     async def close(self) -> None:
         self.out.close()
