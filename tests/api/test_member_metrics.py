@@ -5,11 +5,12 @@ core's rendering (503 when the core does not answer). The processes themselves: 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
 import pytest
 from exposition import parse_exposition
 from fake_facade import FakeFacade
+from prometheus_client.metrics_core import Metric
 
 from petcd.api.server import build_grpc_server
 from petcd.gateway.http import GatewayServer
@@ -129,3 +130,28 @@ def test_a_front_end_whose_core_does_not_answer_says_so(failure: str) -> None:
         assert resp.status == 503
 
     asyncio.run(main())
+
+
+def test_the_periodic_report_reads_the_process_figures_seldom(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def fetch(families: list[Family]) -> bytes:
+        return b""
+
+    m = FrontendMetrics(fetch)
+    reads = 0
+    collect = m.process.collect
+
+    def counting() -> Iterable[Metric]:
+        nonlocal reads
+        reads += 1
+        return collect()
+
+    monkeypatch.setattr(m.process, "collect", counting)
+    first = m.report()
+    m.health_success.inc()
+    second = m.report()
+    assert reads == 1  # within PROCESS_REPORT_INTERVAL_S: the last reading again
+    assert [f for f in first if f[0].startswith("process_")] == [
+        f for f in second if f[0].startswith("process_")
+    ]
+    assert {f[0]: f[3] for f in second}["etcd_server_health_success"][0][2] == 1.0  # the rest is fresh
+    assert "process_cpu_seconds" in {f[0] for f in m.contribution()} and reads == 2  # a scrape: all fresh
