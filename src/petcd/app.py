@@ -47,7 +47,7 @@ from petcd.backend.lmdb import LmdbBackend
 from petcd.codec.wal import Metadata
 from petcd.errors import EtcdError
 from petcd.etcdmain.config import ServerConfig, host_port
-from petcd.etcdmain.frontend import FrontendPool, FrontendSpec
+from petcd.etcdmain.frontend import MAX_RESTARTS, RESTART_WINDOW_S, FrontendPool, FrontendSpec
 from petcd.etcdmain.logger import ZapLogger
 from petcd.fs.os_fs import OsFileSystem
 from petcd.gateway.listeners import ClientListeners
@@ -476,7 +476,7 @@ async def _start_frontends(cfg: ServerConfig, facade: RuntimeFacade, metrics: Et
             cfg.watch_progress_notify_interval_s, MIN_WATCH_PROGRESS_INTERVAL_S
         ),
     )
-    pool = FrontendPool(facade, spec, cfg.frontend_processes)
+    pool = FrontendPool(facade, spec, cfg.frontend_processes, socket_dir=os.path.join(cfg.data_dir, "member"))
     pool.channel.render_metrics = metrics.render
     metrics.add_contributions(pool.channel.reports)
     try:
@@ -490,8 +490,17 @@ async def _start_frontends(cfg: ServerConfig, facade: RuntimeFacade, metrics: Et
 async def _watch_frontends(
     zap: ZapLogger, pool: FrontendPool, request_stop: Callable[[int], None] | None
 ) -> None:
-    code = await pool.watch()
-    zap.error(CALLER, "a front-end process stopped; stopping the member", exit_status=code)
+    def restarted(pid: int, code: int) -> None:
+        zap.warn(CALLER, "a front-end process stopped; starting another", pid=pid, exit_status=code)
+
+    code = await pool.supervise(restarted)
+    zap.error(
+        CALLER,
+        "front-end processes keep stopping; stopping the member",
+        exit_status=code,
+        max_restarts=MAX_RESTARTS,
+        window=f"{RESTART_WINDOW_S:g}s",
+    )
     if request_stop is not None:
         request_stop(1)
 

@@ -5,7 +5,8 @@ read from LMDB read-only and forward the rest over the local channel. Checked he
 connection is served whichever process the kernel hands it to (writes seen by linearizable and
 serializable reads and by watches on other connections), the HTTP gateway on the same port, leases,
 reads across a defragmentation (the read-only handles follow the file switch), and the lifecycle:
-SIGTERM stops the front-ends too, and a front-end that dies stops the member (status 1).
+SIGTERM stops the front-ends too, a front-end that dies is replaced, and front-ends that keep dying
+stop the member (status 1).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from petcd.etcdmain.frontend import MAX_RESTARTS
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc
 
@@ -218,9 +220,47 @@ def test_sigterm_stops_the_front_ends(tmp_path: Path) -> None:
         assert not any(_alive(p) for p in children)
 
 
-def test_a_dead_front_end_stops_the_member(tmp_path: Path) -> None:
+def _replacement(m: Member, gone: int) -> int:
+    """The front-end started in place of `gone` (waits for it, bounded)."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        fresh = [p for p in _children(m.proc.pid) if p != gone and _alive(p)]
+        if fresh:
+            return fresh[0]
+        assert m.proc.poll() is None, "the member stopped"
+        time.sleep(0.05)
+    raise AssertionError("no front-end replaced the dead one")
+
+
+def test_a_dead_front_end_is_replaced(tmp_path: Path) -> None:
+    with member_with_frontends(tmp_path, 1) as m:
+        sockets = tmp_path / "data" / "member" / "frontend-sockets"
+        assert (sockets / "core.sock").exists()  # in the member's directory, not in $TMPDIR
+        (child,) = _children(m.proc.pid)
+        os.kill(child, signal.SIGKILL)
+        _replacement(m, child)
+        with m.channel() as ch:
+            stub = rpc_pb2_grpc.KVStub(ch)
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while True:
+                try:
+                    put = stub.Put(pb.PutRequest(key=b"after", value=b"1"), timeout=2)
+                    break
+                except grpc.RpcError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.1)
+            got = stub.Range(pb.RangeRequest(key=b"after"), timeout=10)
+            assert got.kvs[0].value == b"1" and got.header.revision == put.header.revision
+        assert m.proc.poll() is None
+    assert not sockets.exists()
+
+
+def test_front_ends_crashing_in_a_loop_stop_the_member(tmp_path: Path) -> None:
     with member_with_frontends(tmp_path, 1) as m:
         (child,) = _children(m.proc.pid)
+        for _ in range(MAX_RESTARTS):
+            os.kill(child, signal.SIGKILL)
+            child = _replacement(m, child)
         os.kill(child, signal.SIGKILL)
         assert m.proc.wait(timeout=20) == 1
 

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,6 +51,11 @@ from petcd.runtime.fast_channel import FastChannelServer
 from petcd.runtime.frontend_facade import FrontendFacade
 
 log = logging.getLogger("petcd.frontend")
+
+SUPERVISE_INTERVAL_S = 0.5
+MAX_RESTARTS = 5  # front-end restarts allowed within RESTART_WINDOW_S before the member gives up
+RESTART_WINDOW_S = 60.0
+_SOCKETS_DIR = "frontend-sockets"
 
 
 @dataclass(frozen=True)
@@ -88,12 +93,25 @@ def command(spec: FrontendSpec) -> list[str]:
 
 
 class FrontendPool:
-    """The core's side: the channel server and the N front-end processes (started, watched, stopped)."""
+    """The core's side: the channel server and the N front-end processes (started, replaced when
+    one stops, stopped)."""
 
-    def __init__(self, facade: RuntimeFacade, spec: FrontendSpec, n: int) -> None:
+    def __init__(
+        self, facade: RuntimeFacade, spec: FrontendSpec, n: int, socket_dir: str | None = None
+    ) -> None:
         self.facade = facade
         self.n = n
-        self._dir = tempfile.mkdtemp(prefix="petcd-fe-")  # 0700: only this user reaches the socket
+        # The channel's sockets: in `socket_dir` (the member's directory, kept to this process by
+        # the data-dir lock: nothing is left in $TMPDIR by a killed member) when the paths fit in
+        # a unix socket address, else in a fresh 0700 directory (only this user reaches them).
+        self._own_dir = socket_dir is None or len(os.path.join(socket_dir, _SOCKETS_DIR, "fast.sock")) >= 108
+        if self._own_dir:
+            self._dir = tempfile.mkdtemp(prefix="petcd-fe-")
+        else:
+            assert socket_dir is not None
+            self._dir = os.path.join(socket_dir, _SOCKETS_DIR)
+            shutil.rmtree(self._dir, ignore_errors=True)  # a killed member's stale sockets
+            os.mkdir(self._dir, 0o700)
         self.spec = replace(
             spec,
             socket=os.path.join(self._dir, "core.sock"),
@@ -102,6 +120,7 @@ class FrontendPool:
         self.channel = CoreChannelServer(facade, runtime_state(facade))
         self.fast: FastChannelServer | None = None
         self.procs: list[subprocess.Popen[bytes]] = []
+        self._restarts: list[float] = []  # monotonic times of the recent restarts
 
     async def start(self, timeout_s: float = 60.0) -> None:
         """Start every front-end; returns once each one listens on the client URLs."""
@@ -128,11 +147,28 @@ class FrontendPool:
                 return code
         return None
 
-    async def watch(self) -> int:
-        """Returns when a front-end process stops (its status): the member cannot serve as asked."""
-        while (code := self.exited()) is None:
-            await asyncio.sleep(0.5)
-        return code
+    async def supervise(self, on_restart: Callable[[int, int], None] | None = None) -> int:
+        """Replace every front-end process that stops (its clients reconnect and find another
+        process on the port); `on_restart(pid, status)` hears of each. Returns a status when front-ends
+        crash in a loop (more than MAX_RESTARTS within RESTART_WINDOW_S): the member cannot serve
+        as asked and should stop rather than spin."""
+        while True:
+            await asyncio.sleep(SUPERVISE_INTERVAL_S)
+            for i, p in enumerate(self.procs):
+                code = p.poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                self._restarts = [t for t in self._restarts if now - t < RESTART_WINDOW_S]
+                if len(self._restarts) >= MAX_RESTARTS:
+                    return code
+                self._restarts.append(now)
+                if on_restart is not None:
+                    on_restart(p.pid, code)
+                self.procs[i] = subprocess.Popen(command(self.spec))
+            # Ready notices of replacements: nobody waits for them (the port is served meanwhile).
+            while not self.channel.ready.empty():
+                self.channel.ready.get_nowait()
 
     async def stop(self, timeout_s: float = 5.0) -> None:
         for p in self.procs:
