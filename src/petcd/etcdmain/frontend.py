@@ -42,7 +42,7 @@ from petcd.api.core import ApiOptions
 from petcd.api.server import build_grpc_server
 from petcd.backend.lmdb import LmdbBackend
 from petcd.etcdmain.config import host_port
-from petcd.gateway.listeners import ClientListeners
+from petcd.gateway.listeners import UNIX_PATH_MAX, ClientListeners
 from petcd.gateway.metrics import REPORT_INTERVAL_S, Family, FrontendMetrics
 from petcd.mvcc.watchable_store import PROGRESS_NOTIFY_INTERVAL_S
 from petcd.runtime.channel import CoreChannelServer, CoreClient, runtime_state
@@ -104,11 +104,9 @@ class FrontendPool:
         # The channel's sockets: in `socket_dir` (the member's directory, kept to this process by
         # the data-dir lock: nothing is left in $TMPDIR by a killed member) when the paths fit in
         # a unix socket address, else in a fresh 0700 directory (only this user reaches them).
-        self._own_dir = socket_dir is None or len(os.path.join(socket_dir, _SOCKETS_DIR, "fast.sock")) >= 108
-        if self._own_dir:
+        if socket_dir is None or len(os.path.join(socket_dir, _SOCKETS_DIR, "fast.sock")) >= UNIX_PATH_MAX:
             self._dir = tempfile.mkdtemp(prefix="petcd-fe-")
         else:
-            assert socket_dir is not None
             self._dir = os.path.join(socket_dir, _SOCKETS_DIR)
             shutil.rmtree(self._dir, ignore_errors=True)  # a killed member's stale sockets
             os.mkdir(self._dir, 0o700)
