@@ -45,12 +45,20 @@ def _fan_out(address: str) -> list[dict[int, list[tuple[int, bytes, bytes, bool]
             timeout=WAIT_S,
         )
         kv.DeleteRange(pb.DeleteRangeRequest(key=b"s", range_end=b"t"), timeout=WAIT_S)
+        member = kv.Range(pb.RangeRequest(key=b"s"), timeout=WAIT_S).header
         out = []
         for s in streams:
             got: dict[int, list[tuple[int, bytes, bytes, bool]]] = {0: [], 1: [], 2: [], 3: []}
             # watchers 0 and 1: 3 revisions; watcher 2: 3; watcher 3 (no puts): the delete only
             for _ in range(3 + 3 + 3 + 1):
                 r = s.recv(WAIT_S)
+                # every response says which member sent it, in which term, at its events' revision
+                assert (r.header.cluster_id, r.header.member_id, r.header.raft_term) == (
+                    member.cluster_id,
+                    member.member_id,
+                    member.raft_term,
+                )
+                assert all(e.kv.mod_revision == r.header.revision for e in r.events)
                 got[r.watch_id].extend(
                     (e.type, e.kv.value, e.prev_kv.value, e.HasField("prev_kv")) for e in r.events
                 )

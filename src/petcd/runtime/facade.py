@@ -179,16 +179,14 @@ class RuntimeWatchStream:
         await self._facade.call(lambda _n: stream.request_progress_all())
 
     def _convert(self, r: Any) -> pb.WatchResponse:
-        header = self._facade.header()
-        header.revision = r.revision
         out = pb.WatchResponse(
-            header=header,
             watch_id=r.watch_id,
             compact_revision=r.compact_revision,
             canceled=r.canceled,
             cancel_reason=r.cancel_reason,
             fragment=r.fragment,
         )
+        out.header.CopyFrom(self._facade.watch_header(r.revision))
         if r.events:
             cache = self._facade.pb_events
             out.events.extend([cache.get(ev) for ev in r.events])
@@ -244,6 +242,7 @@ class RuntimeFacade:
         self._leader_client_urls = leader_client_urls or (lambda _id: [])
         self._channels: dict[str, grpc.aio.Channel] = {}
         self.pb_events = _PbEventCache()  # shared by the watch streams (event loop thread)
+        self._watch_header: tuple[int, int, pb.ResponseHeader] | None = None  # see watch_header
         # Calls of this loop iteration, not yet handed to the node thread.
         self._outgoing: list[BatchedCall] = []
         # (deadline, future): the safety net behind the Node's own request deadlines.
@@ -309,6 +308,17 @@ class RuntimeFacade:
 
     def header(self) -> pb.ResponseHeader:
         return self.node.header()
+
+    def watch_header(self, revision: int) -> pb.ResponseHeader:
+        """The header of a watch response at `revision` (the member's current term), shared by the
+        responses of one revision: a fan-out to many watchers builds it once (event loop only)."""
+        term = self.node.term
+        cached = self._watch_header
+        if cached is None or cached[0] != revision or cached[1] != term:
+            header = self.node.header()
+            header.revision = revision
+            cached = self._watch_header = (revision, term, header)
+        return cached[2]
 
     def leader_id(self) -> int:
         return self.node.leader_id
