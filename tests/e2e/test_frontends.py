@@ -255,6 +255,19 @@ def test_a_dead_front_end_is_replaced(tmp_path: Path) -> None:
     assert not sockets.exists()
 
 
+def test_a_data_dir_too_deep_for_unix_sockets(tmp_path: Path) -> None:
+    """The channel's sockets cannot live under a data dir whose path is too long for a unix socket
+    address (108 bytes): they go to a private directory in $TMPDIR instead, and the member serves."""
+    base = tmp_path / ("d" * 60) / ("e" * 60)
+    base.mkdir(parents=True)
+    with member_with_frontends(base, 1) as m, m.channel() as ch:
+        stub = rpc_pb2_grpc.KVStub(ch)
+        put = stub.Put(pb.PutRequest(key=b"deep", value=b"1"), timeout=10)
+        got = stub.Range(pb.RangeRequest(key=b"deep"), timeout=10)
+        assert got.kvs[0].value == b"1" and got.header.revision == put.header.revision
+        assert not (base / "data" / "member" / "frontend-sockets").exists()
+
+
 def test_front_ends_crashing_in_a_loop_stop_the_member(tmp_path: Path) -> None:
     with member_with_frontends(tmp_path, 1) as m:
         (child,) = _children(m.proc.pid)
