@@ -90,6 +90,36 @@ def db_path(data_dir: str | os.PathLike[str]) -> Path:
     return Path(data_dir) / "member" / "snap" / "db"
 
 
+class _ReadScope:
+    """The context manager of ``LmdbBackend.read_txn`` (a class, not a generator: every read enters one)."""
+
+    __slots__ = ("_backend", "_txn")
+
+    def __init__(self, backend: LmdbBackend) -> None:
+        self._backend = backend
+        self._txn: Any = None
+
+    def __enter__(self) -> _LmdbReadTxn:
+        backend = self._backend
+        if backend._read_only:
+            backend._follow_swap()
+        backend._enter_env()
+        try:
+            txn, dbs = backend._begin_read()
+        except BaseException:
+            backend._leave_env()
+            raise
+        self._txn = txn
+        return _LmdbReadTxn(backend, txn, dbs)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self._txn.abort()
+        finally:
+            self._txn = None
+            self._backend._leave_env()
+
+
 class _LmdbReadTxn:
     def __init__(self, backend: LmdbBackend, txn: Any, dbs: dict[str, Any]) -> None:
         self._backend = backend
@@ -244,8 +274,11 @@ class LmdbBackend:
         # and by a reader from the start of its transaction to its look at the handles: so a reader
         # whose transaction sees a new bucket also sees its handle.
         self._publish_lock = threading.Lock()
-        # Guards _readers and _swapping: a swap of the environment waits for readers to leave.
-        self._cond = threading.Condition()
+        # Guards _readers and _swapping: a swap of the environment waits for readers to leave. Readers
+        # take the bare lock (a C-level context manager: this runs on every read) and use the
+        # condition only while a swap is on.
+        self._env_lock = threading.Lock()
+        self._cond = threading.Condition(self._env_lock)
         self._readers = 0
         self._swapping = False
         self._capture: list[tuple[str, bytes, bytes | None]] | None = None
@@ -321,35 +354,40 @@ class LmdbBackend:
 
     # -- transactions --------------------------------------------------------------------------
 
-    @contextmanager
-    def read_txn(self) -> Iterator[_LmdbReadTxn]:
-        if self._read_only:
-            self._follow_swap()
-        with self._using_env():
-            txn, dbs = self._begin_read()
-            try:
-                yield _LmdbReadTxn(self, txn, dbs)
-            finally:
-                txn.abort()
+    def read_txn(self) -> _ReadScope:
+        """``with backend.read_txn() as txn``: a read transaction, aborted on leaving."""
+        return _ReadScope(self)
 
     @contextmanager
     def _using_env(self) -> Iterator[None]:
         """Keep the environment open: a defrag's or restore's switch waits until every user has left.
 
         Every use of ``self._env`` outside a write transaction (which the switch excludes by holding
-        the write lock) goes through here: read transactions, sizes, syncs.
+        the write lock) goes through here or through ``_enter_env``/``_leave_env``: read
+        transactions, sizes, syncs.
         """
-        with self._cond:
-            while self._swapping:
-                self._cond.wait()
-            self._readers += 1
+        self._enter_env()
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+            self._leave_env()
+
+    def _enter_env(self) -> None:
+        with self._env_lock:
+            if self._swapping:
+                self._wait_for_swap()
+            self._readers += 1
+
+    def _wait_for_swap(self) -> None:
+        # called holding _env_lock, which is the condition's lock: wait() releases it meanwhile
+        while self._swapping:
+            self._cond.wait()
+
+    def _leave_env(self) -> None:
+        with self._env_lock:
+            self._readers -= 1
+            if self._readers == 0 and self._swapping:
+                self._cond.notify_all()
 
     @contextmanager
     def write_txn(self) -> Iterator[_LmdbWriteTxn]:

@@ -95,7 +95,9 @@ class FrontendFacade:
     # --- reads ------------------------------------------------------------------------------
 
     def _local_range(self, req: pb.RangeRequest) -> pb.RangeResponse:
-        return range_response(self.kv.range(req), self.header())
+        # the header's revision is the one the range read (range_response sets it): reading the
+        # current revision again for the header would be a second read transaction per request
+        return range_response(self.kv.range(req), self._header_at(0))
 
     async def _read(self, req: pb.RangeRequest) -> pb.RangeResponse:
         if is_point_read(req):
