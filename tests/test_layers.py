@@ -37,9 +37,10 @@ IO_MODULES = frozenset(
         "grpc",
         "google",
         "lmdb",
+        "uvloop",
     }
 )
-NETWORK_MODULES = frozenset({"asyncio", "grpc", "socket", "selectors", "select"})
+NETWORK_MODULES = frozenset({"asyncio", "grpc", "socket", "selectors", "select", "uvloop"})
 
 # layer -> petcd layers it may import (itself always allowed)
 ALLOWED: dict[str, frozenset[str]] = {
@@ -49,6 +50,9 @@ ALLOWED: dict[str, frozenset[str]] = {
     "version": frozenset(),
     # etcd's URL-list rules (types.NewURLs/NewURLsMap), shared by the etcd command and etcdutl restore
     "urls": frozenset(),
+    # which event loop a server process runs (uvloop's or asyncio's): the roots and the benchmark's
+    # do-nothing server
+    "eventloop": frozenset(),
     "raft": frozenset({"ids"}),
     "pb": frozenset(),
     "codec": frozenset({"raft", "pb", "ids"}),
@@ -79,7 +83,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     ),
     # petcd-benchmark: a client tool beside etcdctl, sharing its helpers (see FILE_LAYERS for its one
     # in-process workload).
-    "benchmark": frozenset({"client", "pb", "errors", "cli"}),
+    "benchmark": frozenset({"client", "pb", "errors", "cli", "eventloop"}),
     # The robustness harness drives real member processes over gRPC (pb) and judges their
     # histories with the simulator's checkers (sim.linearizability, sim.server_checker), so both
     # judge by the same rules; it never reaches a server's internals.

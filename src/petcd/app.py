@@ -41,6 +41,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from petcd import eventloop
 from petcd.api.core import ApiOptions
 from petcd.api.server import build_grpc_server
 from petcd.backend.lmdb import LmdbBackend
@@ -225,6 +226,11 @@ def run(cfg: ServerConfig, zap: ZapLogger, args: Sequence[str]) -> int:
         heartbeat_interval=f"{cfg.heartbeat_ms}ms",
         election_timeout=f"{cfg.election_ms}ms",
     )
+    try:
+        eventloop.chosen()
+    except ValueError as e:
+        zap.fatal(CALLER, "failed to start etcd", error=str(e))
+        return 1
     fs = OsFileSystem()
     try:
         lock = lock_data_dir(fs, cfg.data_dir)
@@ -279,7 +285,7 @@ def _serve_member(  # noqa: PLR0917 - the parts built so far
     backend: LmdbBackend,
     state: Running,
 ) -> int:
-    aloop = asyncio.new_event_loop()
+    aloop = eventloop.new_event_loop()
     stop_event = asyncio.Event()
 
     def request_stop(code: int) -> None:

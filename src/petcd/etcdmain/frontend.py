@@ -38,6 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from petcd import eventloop
 from petcd.api.core import ApiOptions
 from petcd.api.server import build_grpc_server
 from petcd.backend.lmdb import LmdbBackend
@@ -259,7 +260,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m petcd.etcdmain.frontend SPEC_JSON (started by etcd --frontend-processes)")
         return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    return asyncio.run(serve(FrontendSpec.from_json(args[0])))
+    return eventloop.run(serve(FrontendSpec.from_json(args[0])))
 
 
 if __name__ == "__main__":

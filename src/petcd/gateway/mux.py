@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from typing import cast
 
 from petcd.gateway.http import GatewayServer
 
@@ -134,8 +135,9 @@ class ClientPortMux:
             self._tasks.discard(task)
             writer.close()
 
-    async def _splice(self, first: bytes, client: asyncio.BaseTransport) -> None:
-        assert isinstance(client, asyncio.Transport)
+    async def _splice(self, first: bytes, base: asyncio.BaseTransport) -> None:
+        # a read/write transport (uvloop's are not asyncio.Transport subclasses: no isinstance)
+        client = cast(asyncio.Transport, base)
         client.pause_reading()
         aloop = asyncio.get_running_loop()
         target = self.grpc_target
@@ -144,7 +146,6 @@ class ClientPortMux:
             upstream, _ = await aloop.create_unix_connection(lambda: upstream_side, target)
         else:
             upstream, _ = await aloop.create_connection(lambda: upstream_side, *target)
-        assert isinstance(upstream, asyncio.Transport)
         client_side = _Splice(upstream)
         client_side.partner, upstream_side.partner = upstream_side, client_side
         client.set_protocol(client_side)
