@@ -19,11 +19,21 @@ import pytest
 
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc
-from petcd.robustness.cluster import Cluster, default_binary
+from petcd.robustness import cluster as cluster_mod
+from petcd.robustness.cluster import Cluster, default_binary, free_ports
 from petcd.robustness.proxy import LinkRules, sender_of
 from petcd.robustness.runner import _member_log_problems
 
 UNKNOWN = -1
+
+
+def test_listening_ports_are_distinct_and_outside_the_ephemeral_range() -> None:
+    ports = free_ports(40)
+    assert len(set(ports)) == 40
+    floor = cluster_mod._ephemeral_floor()
+    if floor - cluster_mod.LISTEN_PORTS_FLOOR > 1000:
+        # an outgoing connection's source port can never take one of them
+        assert all(cluster_mod.LISTEN_PORTS_FLOOR <= p < floor for p in ports)
 
 
 def test_sender_of_petcd_hello() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -40,10 +41,38 @@ CHANNEL_OPTIONS = [
 ]
 
 
-def free_ports(n: int) -> list[int]:
-    socks = []
+# Listening ports come from below the kernel's ephemeral range: a port from bind(("", 0)) is free
+# when picked but may be taken, before the member binds it, as the source port of one of the
+# cluster's own outgoing connections (seed 9904: "Address already in use" on a peer port).
+LISTEN_PORTS_FLOOR = 10_000
+EPHEMERAL_RANGE_FILE = "/proc/sys/net/ipv4/ip_local_port_range"
+
+
+def _ephemeral_floor() -> int:
     try:
-        for _ in range(n):
+        with open(EPHEMERAL_RANGE_FILE) as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free on 127.0.0.1, below the ephemeral range when it leaves room."""
+    socks: list[socket.socket] = []
+    ceiling = _ephemeral_floor()
+    rng = random.Random()
+    try:
+        tries = 0
+        while len(socks) < n and ceiling - LISTEN_PORTS_FLOOR > 1000 and tries < 50 * n:
+            tries += 1
+            s = socket.socket()
+            try:
+                s.bind(("127.0.0.1", rng.randrange(LISTEN_PORTS_FLOOR, ceiling)))
+            except OSError:
+                s.close()
+                continue
+            socks.append(s)
+        while len(socks) < n:  # no room below the ephemeral range: let the kernel pick
             s = socket.socket()
             s.bind(("127.0.0.1", 0))
             socks.append(s)
@@ -137,8 +166,10 @@ class Cluster:
         self.proxies: list[PeerProxy] = []
         self.token = f"robustness-{seed}"
         self.generation = 0  # bumped by each replace: fresh data dirs get a new name
+        # all at once, so that they differ
+        ports = free_ports(4 * size)
         for i in range(size):
-            client, peer, proxy, failpoint = free_ports(4)
+            client, peer, proxy, failpoint = ports[4 * i : 4 * i + 4]
             m = Member(
                 index=i,
                 name=f"m{i}",
