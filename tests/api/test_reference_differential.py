@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from typing import Any
 import grpc
 import pytest
 from api_served import Served
+from servers import free_ports
 
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc as rpc
@@ -29,17 +29,10 @@ ETCD = "/usr/bin/etcd"  # the reference etcd (Debian etcd-server), never petcd o
 pytestmark = pytest.mark.skipif(not os.path.exists(ETCD), reason="reference etcd not installed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[grpc.Channel]:
     data: Path = tmp_path_factory.mktemp("etcd")
-    client, peer = free_port(), free_port()
+    client, peer = free_ports(2)
     proc = subprocess.Popen(
         [
             ETCD,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from servers import free_ports
 
 ETCD = "/usr/bin/etcd"
 REF_ETCDCTL = "/usr/bin/etcdctl"
@@ -35,13 +36,6 @@ SERVER = [sys.executable, "-m", "petcd"] if PETCD_SERVER else [ETCD]
 needs_etcd = pytest.mark.skipif(
     not (os.path.exists(ETCD) and os.path.exists(REF_ETCDCTL)), reason="reference etcd/etcdctl not installed"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -65,8 +59,7 @@ def run(cmd: list[str], args: list[str], stdin: bytes = b"", env: dict[str, str]
 
 class EtcdServer:
     def __init__(self, base: Path, name: str, advertise_peer: str, advertise_client: str) -> None:
-        self.port = free_port()
-        self.peer_port = free_port()
+        self.port, self.peer_port = free_ports(2)
         self.endpoint = f"127.0.0.1:{self.port}"
         self.data = base / name
         self.log = open(base / f"{name}.log", "wb")  # noqa: SIM115 (closed in stop)
@@ -143,7 +136,7 @@ def etcd_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     if not os.path.exists(ETCD):
         pytest.skip("reference etcd not installed")
     base = tmp_path_factory.mktemp("etcd-pair")
-    peer = f"http://127.0.0.1:{free_port()}"
+    peer = f"http://127.0.0.1:{free_ports(1)[0]}"
     client = "http://127.0.0.1:2379"
     a = EtcdServer(base, "a", peer, client)
     try:

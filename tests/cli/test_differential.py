@@ -518,9 +518,14 @@ def test_watch_exec(etcd_pair: Pair) -> None:
 
 def test_watch_interactive(etcd_pair: Pair) -> None:
     script = b"watch --rev 6 foo\nwatch --rev 14 t1 --prev-kv\n"
-    a = _watch_output([*OURS, "--endpoints", etcd_pair.ours_server.endpoint, "watch", "-i"], 1000, script)
+    # two watches, started one after the other: on a loaded machine the second one's history can come
+    # more than a second after the first's (the full suite once cut the reference's output there)
+    wait = {"wait_s": 15.0, "quiet_s": 3.0}
+    a = _watch_output(
+        [*OURS, "--endpoints", etcd_pair.ours_server.endpoint, "watch", "-i"], 1000, script, **wait
+    )
     b = _watch_output(
-        [REF_ETCDCTL, "--endpoints", etcd_pair.ref_server.endpoint, "watch", "-i"], 1000, script
+        [REF_ETCDCTL, "--endpoints", etcd_pair.ref_server.endpoint, "watch", "-i"], 1000, script, **wait
     )
     assert sorted(a.split(b"PUT\n")) == sorted(b.split(b"PUT\n"))
     assert a

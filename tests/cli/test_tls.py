@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from etcdctl_harness import OURS, PETCD_SERVER, REF_ETCDCTL, SERVER, FakeDns, free_port, needs_etcd, run
+from etcdctl_harness import OURS, PETCD_SERVER, REF_ETCDCTL, SERVER, FakeDns, free_ports, needs_etcd, run
 
 # petcd's own server does not serve TLS yet (it refuses https:// listen URLs)
 pytestmark = [
@@ -84,7 +84,7 @@ def _write_certs(base: Path) -> None:
 def tls_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     base = tmp_path_factory.mktemp("etcd-tls")
     _write_certs(base)
-    port, peer = free_port(), free_port()
+    port, peer = free_ports(2)
     endpoint = f"127.0.0.1:{port}"
     log = open(base / "etcd.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,24 +16,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from servers import free_ports
 
 ETCDCTL = "/usr/bin/etcdctl"  # the reference etcdctl (Debian etcd-client), never petcd on PATH
 pytestmark = pytest.mark.skipif(not os.path.exists(ETCDCTL), reason="reference etcdctl not installed")
 
 READY_TIMEOUT_S = 30.0
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def wait_for(pred: Callable[[], bool], timeout_s: float, what: str) -> None:

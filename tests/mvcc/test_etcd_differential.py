@@ -11,7 +11,6 @@ must be equal. Revisions of nested responses are compared too.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from typing import Any
 import grpc
 import pytest
 from kv_requests import Gen, kvs, response_form, strip_nested_revisions
+from servers import free_ports
 
 from petcd.backend.memory import MemoryBackend
 from petcd.errors import EtcdError
@@ -33,16 +33,9 @@ ETCD = "/usr/bin/etcd"  # the reference etcd (Debian etcd-server), never petcd o
 pytestmark = pytest.mark.skipif(not os.path.exists(ETCD), reason="reference etcd not installed")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def etcd_kv(tmp_path: Path) -> Iterator[rpc_pb2_grpc.KVStub]:
-    client, peer = free_port(), free_port()
+    client, peer = free_ports(2)
     proc = subprocess.Popen(
         [
             ETCD,

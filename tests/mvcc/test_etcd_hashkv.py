@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from servers import free_ports
 
 from petcd.backend.memory import MemoryBackend
 from petcd.mvcc.kvstore import KVStore
@@ -30,16 +30,9 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def etcd(tmp_path: Path) -> Iterator[str]:
-    client, peer = free_port(), free_port()
+    client, peer = free_ports(2)
     endpoint = f"http://127.0.0.1:{client}"
     proc = subprocess.Popen(
         [

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +29,7 @@ from google.protobuf import descriptor_pool
 from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as PbMessage
 from google.protobuf.message_factory import GetMessageClass
+from servers import free_ports
 
 from petcd.pb.authpb import auth_pb2
 from petcd.pb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
@@ -403,13 +403,6 @@ def test_etcdctl_watch_request_decodes(recorder: tuple[Recorder, int]) -> None:
 # --- (b) petcd's requests against the reference etcd -----------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _wait_until(check: Callable[[], bool], timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -430,7 +423,7 @@ def reference_etcd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Referen
     if not ETCD.exists():
         pytest.skip(f"the reference etcd is not installed at {ETCD}")
     data_dir = tmp_path_factory.mktemp("etcd-ref")
-    client, peer = _free_port(), _free_port()
+    client, peer = free_ports(2)
     client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
     log = (data_dir / "etcd.log").open("wb")
     proc = subprocess.Popen(

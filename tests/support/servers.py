@@ -7,7 +7,6 @@ answers a Range over gRPC; leaving it stops the process (SIGTERM, then SIGKILL),
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +18,14 @@ import grpc
 from petcd.pb.etcdserverpb import rpc_pb2 as pb
 from petcd.pb.etcdserverpb import rpc_pb2_grpc
 
+# Ports for test servers, shared with the robustness harness: distinct, and from below the kernel's
+# ephemeral range, so that no outgoing connection takes one before its server binds it.
+from petcd.robustness.cluster import free_ports
+
+__all__ = ["REFERENCE_ETCD", "free_ports", "one_member"]
+
 REFERENCE_ETCD = "/usr/bin/etcd"  # Debian's etcd-server, never petcd's script on PATH
 READY_TIMEOUT_S = 30.0
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def _command(kind: str) -> list[str]:

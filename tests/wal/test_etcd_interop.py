@@ -11,7 +11,6 @@ zeros), append, and read it all back. Skipped when /usr/bin/etcd is not installe
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.message import DecodeError
+from servers import free_ports
 
 from petcd.codec.wal import WalSnapshot, decode_metadata
 from petcd.fs.os_fs import OsFileSystem
@@ -31,19 +31,12 @@ ETCD = Path("/usr/bin/etcd")
 PUTS = 25
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def etcd_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if not ETCD.exists():
         pytest.skip(f"the reference etcd is not installed at {ETCD}")
     base = tmp_path_factory.mktemp("etcd-wal")
-    client, peer = _free_port(), _free_port()
+    client, peer = free_ports(2)
     client_url, peer_url = f"http://127.0.0.1:{client}", f"http://127.0.0.1:{peer}"
     log = (base / "etcd.log").open("wb")
     proc = subprocess.Popen(
