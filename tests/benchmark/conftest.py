@@ -38,8 +38,9 @@ def run_json(capsys: pytest.CaptureFixture[str]) -> RunJson:
     def run(endpoint: str, *argv: str) -> dict[str, Any]:
         capsys.readouterr()
         rc = main(["--endpoints", endpoint, "-w", "json", *argv])
-        out = capsys.readouterr().out
-        assert rc == 0, out
+        captured = capsys.readouterr()
+        out = captured.out
+        assert rc == 0, (out, captured.err)
         doc: dict[str, Any] = json.loads(out)
         return doc
 
