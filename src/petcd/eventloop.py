@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Mapping
 from typing import Any, TypeVar
 
 import uvloop
@@ -25,7 +25,7 @@ CHOICES = ("uvloop", "asyncio")
 _T = TypeVar("_T")
 
 
-def chosen(environ: dict[str, str] | os._Environ[str] | None = None) -> str:
+def chosen(environ: Mapping[str, str] | None = None) -> str:
     """The loop ``environ`` (default: this process's) asks for; ValueError for an unknown name."""
     name = (os.environ if environ is None else environ).get(ENV, "") or CHOICES[0]
     if name not in CHOICES:
